@@ -1,0 +1,3 @@
+"""gankit: train, sample, evaluate and explore generative adversarial networks."""
+
+__version__ = "0.1.0"

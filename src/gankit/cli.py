@@ -1,0 +1,155 @@
+"""gankit's command line: parse, validate, call the library. No training or metric logic lives here.
+
+A user error prints one line naming the problem and exits with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from gankit.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument gives one line (no usage block) and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# train
+
+
+def _add_train(sub) -> None:
+    from gankit.config import FIELDS
+
+    p = sub.add_parser("train", help="train a GAN; every config field is a flag", description=(
+        "Train a GAN. Fields come from the defaults, then --config (a YAML file or a preset), then these flags."))
+    p.add_argument("--config", help="YAML config file, or a preset name (see `gankit presets`)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fields = p.add_argument_group("config fields")
+    for name, f in FIELDS.items():
+        choices = f.metadata.get("choices")
+        extra = f" ({'|'.join(map(str, choices))})" if choices else ""
+        kwargs = dict(nargs="?", const="true") if isinstance(f.default, bool) else {}
+        fields.add_argument(f"--{name}", default=None, metavar=name.upper() if not kwargs else "BOOL",
+                            help=f"{f.metadata['help']}{extra} [default: {f.default!r}]", **kwargs)
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    from gankit import config as config_mod
+    from gankit.config import FIELDS
+
+    overrides = {k: getattr(args, k) for k in FIELDS if getattr(args, k) is not None}
+    if args.resume:
+        from gankit.train import resume_config
+
+        if args.config:
+            raise UserError("train: --resume takes the run's own config; drop --config")
+        run_dir = Path(args.resume)
+        if not run_dir.is_dir():
+            raise UserError(f"resume: {run_dir} is not a folder")
+        cfg = resume_config(run_dir, overrides)
+    else:
+        run_dir = None
+        cfg = config_mod.load(args.config, overrides)
+    if args.dry_run:
+        print(config_mod.dump(cfg), end="")
+        return 0
+    from gankit.train import train
+
+    train(cfg, resume=run_dir, progress=not args.no_progress)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# sample
+
+
+def _add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="generate samples from a run, a checkpoint or an exported generator")
+    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("--n", type=_positive_int, default=64, help="number of samples [64]")
+    p.add_argument("--out", required=True, help="FILE.npz (images uint8 N x H x W x C), FILE.png (a grid) or a folder")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws [0]")
+    p.add_argument("--class", dest="cls", type=int, default=None, help="conditional models: generate this class")
+    p.add_argument("--truncation", type=float, default=1.0, help="pull z towards the prior's centre, psi in (0, 1]")
+    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
+    p.set_defaults(func=cmd_sample)
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from gankit import viz
+    from gankit.sample import load_sampler, save_samples
+
+    if not 0 < args.truncation <= 1:
+        raise UserError(f"sample: --truncation must be in (0, 1], got {args.truncation}")
+    sampler = load_sampler(args.source, args.device, args.checkpoint)
+    gen = torch.Generator().manual_seed(args.seed)
+    x, labels = sampler(args.n, generator=gen, truncation=args.truncation, cls=args.cls)
+    out = Path(args.out)
+    if out.suffix == ".png":
+        if out.exists():
+            raise UserError(f"sample: {out} exists; choose another file name (nothing is overwritten)")
+        if sampler.is_points:
+            viz.save_scatter(x, out)
+        else:
+            viz.save_grid(x, out)
+    else:
+        save_samples(sampler, x, labels, out)
+    print(f"{args.n} samples -> {out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def _add_presets(sub) -> None:
+    p = sub.add_parser("presets", help="list the presets that --config accepts")
+    p.set_defaults(func=lambda args: print("\n".join(__import__("gankit.config").config.presets())) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gankit", description="Train, sample, evaluate and explore GANs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in (_add_train, _add_sample, _add_presets):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="gankit: %(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"gankit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gankit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""The training config: one frozen dataclass, presets as YAML files, validated once.
+
+Every field is also a `gankit train --field value` flag, so a config file, a preset and the command line speak the
+same names. `load()` merges defaults < preset or file < flags, then `validate()` raises a ConfigError naming the
+first bad field; after that the config is frozen and saved as `config.yaml` in the run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gankit.errors import ConfigError, UserError
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "ring", "grid")  # plus "folder:PATH"
+POINT_DATASETS = ("ring", "grid")
+MODELS = ("dcgan", "mlp")
+DCGAN_SIZES = (16, 32, 64, 128)
+NORMS = ("batch", "virtual_batch", "instance", "layer", "none")
+LOSSES = ("minimax", "ns", "ls", "hinge", "wgan-gp")
+DIFFAUG_OPS = ("color", "translation", "cutout")
+
+
+def _f(default: Any, help: str, choices: tuple | None = None):
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- data ---
+    data: str = _f("digits", "data set: " + ", ".join(DATASETS) + ", or folder:PATH")
+    data_dir: str = _f("data", "where torchvision data sets live (downloaded there when online and missing)")
+    img_size: int = _f(32, "square image size in pixels; dcgan: 16, 32, 64 or 128")
+    channels: int = _f(0, "image channels: 0 keeps the data set's own, 1 = grayscale, 3 = RGB", (0, 1, 3))
+    n_points: int = _f(50_000, "examples drawn from a 2-D mixture (ring, grid)")
+
+    # --- model ---
+    model: str = _f("dcgan", "architecture", MODELS)
+    z_dim: int = _f(100, "latent dimension")
+    prior: str = _f("normal", "latent prior: normal, uniform on [-1,1]^z_dim, sphere of radius sqrt(z_dim)",
+                    ("normal", "uniform", "sphere"))
+    g_width: int = _f(64, "generator width: channels of its last hidden layer (dcgan) or hidden units (mlp)")
+    d_width: int = _f(64, "discriminator width: channels of its first layer (dcgan) or hidden units (mlp)")
+    g_layers: int = _f(3, "mlp only: hidden layers in G")
+    d_layers: int = _f(3, "mlp only: hidden layers in D")
+    g_norm: str = _f("batch", "normalisation in G", NORMS)
+    d_norm: str = _f("batch", "normalisation in D", NORMS + ("spectral",))
+    vbn_ref_size: int = _f(64, "virtual batch norm: size of the fixed reference batch")
+    g_act: str = _f("relu", "activation in G", ("relu", "leaky_relu"))
+    d_act: str = _f("leaky_relu", "activation in D", ("relu", "leaky_relu"))
+    slope: float = _f(0.2, "negative slope of leaky_relu")
+    g_up: str = _f("deconv", "dcgan G upsampling: transposed conv, nearest+conv, or zero-insertion unpooling+conv",
+                   ("deconv", "nearest", "unpool"))
+    d_down: str = _f("strided", "dcgan D downsampling: strided conv, conv+avgpool, or conv+maxpool",
+                     ("strided", "avgpool", "maxpool"))
+    cond: str = _f("none", "conditioning on labels: none, concat (Mirza & Osindero), projection (Miyato & Koyama)",
+                   ("none", "concat", "projection"))
+    c_dim: int = _f(0, "number of classes; 0 = taken from the data set when cond is not none")
+    c_embed_dim: int = _f(16, "size of the learned label embedding")
+    mbstd: bool = _f(False, "minibatch standard deviation feature in D (Karras et al. 2018)")
+    mbdisc: int = _f(0, "minibatch discrimination kernels in D (Salimans et al. 2016); 0 = off")
+    pack: int = _f(1, "PacGAN packing: D judges this many samples jointly (Lin et al. 2018); 1 = off")
+
+    # --- objective ---
+    loss: str = _f("ns", "adversarial loss (ns = non-saturating)", LOSSES)
+    gp_weight: float = _f(10.0, "wgan-gp gradient-penalty weight")
+    r1_gamma: float = _f(0.0, "R1 penalty weight gamma on real data (Mescheder et al. 2018); 0 = off")
+    label_smooth: float = _f(1.0, "one-sided label smoothing: D's target for real examples (1.0 = off)")
+    inst_noise: float = _f(0.0, "instance noise: initial std of Gaussian noise on D's inputs; 0 = off")
+    inst_noise_steps: int = _f(0, "steps over which instance noise anneals linearly to 0; 0 = the whole run")
+    feature_matching: bool = _f(False, "G matches the mean of D's last features on real data (Salimans et al.)")
+    diffaug: str = _f("", "DiffAugment policy on D's inputs, comma-separated: color, translation, cutout")
+    ema_decay: float = _f(0.0, "exponential moving average of G's weights (e.g. 0.999); 0 = off")
+
+    # --- optimisation ---
+    steps: int = _f(2000, "generator updates to train for")
+    batch_size: int = _f(64, "examples per minibatch (real and generated alike)")
+    g_lr: float = _f(2e-4, "Adam learning rate of G")
+    d_lr: float = _f(2e-4, "Adam learning rate of D")
+    beta1: float = _f(0.5, "Adam beta1 (DCGAN's 0.5 damps oscillation)")
+    beta2: float = _f(0.999, "Adam beta2")
+    d_steps: int = _f(1, "D updates per G update")
+    g_steps: int = _f(1, "G updates per training step")
+    d_batching: str = _f("separate", "real and fake reach D as separate batches (survey) or one mixed batch",
+                         ("separate", "mixed"))
+
+    # --- run ---
+    seed: int = _f(0, "random seed (rank is added under torchrun)")
+    device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+    amp: bool = _f(False, "mixed precision (bfloat16 autocast) on CUDA")
+    log_every: int = _f(50, "steps between metric records")
+    sample_every: int = _f(500, "steps between sample grids from the fixed noise")
+    ckpt_every: int = _f(1000, "steps between checkpoints (one is always written at the end)")
+    eval_every: int = _f(0, "steps between evaluations; 0 = only at the end when eval_metrics is set")
+    eval_metrics: str = _f("", "metrics to compute during training, comma-separated (see `gankit eval --help`)")
+    eval_n: int = _f(2500, "generated samples per evaluation")
+    grid_n: int = _f(64, "images in a sample grid")
+    out: str = _f("runs", "folder that holds run folders")
+    name: str = _f("", "run folder name; empty = <model>-<data>, numbered when taken")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def is_points(self) -> bool:
+        return self.data in POINT_DATASETS
+
+
+FIELDS = {f.name: f for f in fields(Config)}
+# Fields that may change when a run is resumed: how long and how it is watched, not what is trained.
+RESUMABLE_FIELDS = ("steps", "log_every", "sample_every", "ckpt_every", "eval_every", "eval_metrics", "eval_n",
+                    "device")
+
+
+def _unknown(name: str, where: str) -> ConfigError:
+    close = difflib.get_close_matches(name, FIELDS, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return ConfigError(name, f"unknown field in {where}{hint}")
+
+
+def coerce(name: str, value: Any) -> Any:
+    """Convert a YAML or command-line value to the field's type; errors name the field."""
+    if name not in FIELDS:
+        raise _unknown(name, "config")
+    default = FIELDS[name].default
+    kind = type(default)
+    if isinstance(value, str) and kind is not str:
+        text = value.strip().lower()
+        if kind is bool:
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(name, f"expected true or false, got {value!r}")
+        try:
+            number = float(text)  # accepts 1e-4 and 2000; an int field also takes 1e3 but not 2.5
+        except ValueError:
+            raise ConfigError(name, f"expected {kind.__name__}, got {value!r}") from None
+        value = number
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value is None and kind is str:
+        return ""
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(name, f"expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def read_yaml(source: str) -> dict:
+    """A config file path, or the name of a preset shipped with gankit."""
+    path = Path(source)
+    if not path.is_file():
+        preset = PRESET_DIR / f"{source}.yaml"
+        if not preset.is_file():
+            raise UserError(f"config: no file or preset named {source!r}; presets: {', '.join(presets())}")
+        path = preset
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise UserError(f"config: cannot read {path}: {e}".splitlines()[0]) from None
+    if not isinstance(raw, dict):
+        raise UserError(f"config: {path} must hold a mapping of field: value")
+    for key in raw:
+        if key not in FIELDS:
+            raise _unknown(str(key), str(path))
+    return raw
+
+
+def load(source: str | None = None, overrides: dict | None = None) -> Config:
+    """Defaults < preset or YAML file < overrides, then validated."""
+    values: dict = {}
+    if source:
+        values.update(read_yaml(source))
+    values.update(overrides or {})
+    cfg = Config(**{k: coerce(k, v) for k, v in values.items()})
+    validate(cfg)
+    return cfg
+
+
+def _check(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(name, message)
+
+
+def validate(cfg: Config) -> None:
+    for f in fields(cfg):
+        choices = f.metadata.get("choices")
+        value = getattr(cfg, f.name)
+        _check(choices is None or value in choices, f.name,
+               f"{value!r} is not one of {', '.join(map(str, choices or ()))}")
+
+    _check(cfg.data in DATASETS or (cfg.data.startswith("folder:") and len(cfg.data) > 7), "data",
+           f"unknown data set {cfg.data!r}; use one of {', '.join(DATASETS)} or folder:PATH")
+    for name in ("z_dim", "g_width", "d_width", "g_layers", "d_layers", "steps", "batch_size", "d_steps", "g_steps",
+                 "vbn_ref_size", "c_embed_dim", "pack", "grid_n", "eval_n", "n_points", "log_every",
+                 "sample_every"):
+        _check(getattr(cfg, name) >= 1, name, f"must be a positive integer, got {getattr(cfg, name)}")
+    for name in ("c_dim", "mbdisc", "ckpt_every", "eval_every", "inst_noise_steps", "seed"):
+        _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {getattr(cfg, name)}")
+    for name in ("g_lr", "d_lr"):
+        _check(getattr(cfg, name) > 0, name, f"must be > 0, got {getattr(cfg, name)}")
+    for name in ("beta1", "beta2"):
+        _check(0 <= getattr(cfg, name) < 1, name, f"must be in [0, 1), got {getattr(cfg, name)}")
+    for name in ("gp_weight", "r1_gamma", "inst_noise", "slope"):
+        _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {getattr(cfg, name)}")
+    _check(0 < cfg.label_smooth <= 1, "label_smooth", f"real target must be in (0, 1], got {cfg.label_smooth}")
+    _check(0 <= cfg.ema_decay < 1, "ema_decay", f"must be in [0, 1), got {cfg.ema_decay}")
+    bad_aug = [op for op in cfg.diffaug.split(",") if op and op not in DIFFAUG_OPS]
+    _check(not bad_aug, "diffaug", f"unknown op {','.join(bad_aug)}; use a comma list of {', '.join(DIFFAUG_OPS)}")
+    _check(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"), "device",
+           f"{cfg.device!r} is not one of auto, cpu, cuda, cuda:N")
+
+    if cfg.model == "dcgan":
+        _check(cfg.img_size in DCGAN_SIZES, "img_size",
+               f"dcgan supports {', '.join(map(str, DCGAN_SIZES))}, got {cfg.img_size}")
+    else:
+        _check(cfg.img_size >= 4, "img_size", f"must be >= 4, got {cfg.img_size}")
+        for name in ("g_norm", "d_norm"):
+            _check(getattr(cfg, name) != "instance", name, "instance norm needs feature maps: use it with dcgan")
+    if cfg.is_points:
+        _check(cfg.model == "mlp", "model", f"2-D data set {cfg.data} needs model mlp")
+        _check(not cfg.diffaug, "diffaug", "DiffAugment works on images, not on 2-D points")
+    _check(cfg.batch_size % cfg.pack == 0, "pack", f"batch_size {cfg.batch_size} must be a multiple of {cfg.pack}")
+    _check(cfg.pack == 1 or cfg.cond == "none", "pack", "packing is for unconditional models (cond: none)")
+    _check(cfg.d_norm != "virtual_batch" or cfg.vbn_ref_size % cfg.pack == 0, "vbn_ref_size",
+           f"must be a multiple of pack ({cfg.pack})")
+    _check(cfg.cond != "none" or cfg.c_dim == 0, "c_dim", "a class count needs cond: concat or projection")
+    _check(cfg.c_dim != 1, "c_dim", "a conditional model needs at least 2 classes")
+    if cfg.name:
+        _check("/" not in cfg.name and cfg.name not in (".", ".."), "name", f"{cfg.name!r} is not a folder name")
+
+
+def dump(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+

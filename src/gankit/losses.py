@@ -1,0 +1,65 @@
+"""Adversarial losses as pure functions of D's logits, and the penalties that regularise D.
+
+Nothing here calls backward() or step(): the training loop owns the update. D has no sigmoid; the log-likelihood
+losses use the logits directly (softplus / binary_cross_entropy_with_logits), which is exact and safe under mixed
+precision.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("minimax", "ns", "ls", "hinge", "wgan-gp")
+
+
+def d_loss(kind: str, d_real: torch.Tensor, d_fake: torch.Tensor, real_target: float = 1.0) -> torch.Tensor:
+    """D's loss on real logits and fake logits. real_target < 1 is one-sided label smoothing (Salimans et al.)."""
+    if kind in ("minimax", "ns"):  # -log D(x) - log(1 - D(G(z))), the real target possibly smoothed
+        real = F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, real_target))
+        fake = F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+        return real + fake
+    if kind == "ls":  # least squares (Mao et al. 2017), a = 0, b = c = 1
+        return 0.5 * ((d_real - real_target) ** 2).mean() + 0.5 * (d_fake**2).mean()
+    if kind == "hinge":  # Lim & Ye 2017; Miyato et al. 2018
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+    if kind == "wgan-gp":  # the critic's Wasserstein estimate; the gradient penalty is added separately
+        return d_fake.mean() - d_real.mean()
+    raise ValueError(f"unknown loss {kind!r}; known: {', '.join(LOSSES)}")
+
+
+def g_loss(kind: str, d_fake: torch.Tensor) -> torch.Tensor:
+    """G's loss on the logits D gives its samples."""
+    if kind == "minimax":  # min log(1 - D(G(z))) = -softplus(logit): saturates when D wins early
+        return -F.softplus(d_fake).mean()
+    if kind == "ns":  # non-saturating: min -log D(G(z)) = softplus(-logit)
+        return F.softplus(-d_fake).mean()
+    if kind == "ls":
+        return 0.5 * ((d_fake - 1) ** 2).mean()
+    if kind in ("hinge", "wgan-gp"):
+        return -d_fake.mean()
+    raise ValueError(f"unknown loss {kind!r}; known: {', '.join(LOSSES)}")
+
+
+def feature_matching(phi_real: torch.Tensor, phi_fake: torch.Tensor) -> torch.Tensor:
+    """Salimans et al. 2016, 3.1: || E f(x) - E f(G(z)) ||^2 on D's last hidden features."""
+    return ((phi_real.detach().mean(0) - phi_fake.mean(0)) ** 2).sum()
+
+
+def r1_penalty(d_real: torch.Tensor, x_real: torch.Tensor, gamma: float) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): gamma/2 * E ||grad_x D(x)||^2 on real data. x_real must require grad."""
+    (grad,) = torch.autograd.grad(d_real.sum(), x_real, create_graph=True)
+    return 0.5 * gamma * grad.pow(2).flatten(1).sum(1).mean()
+
+
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], x_real: torch.Tensor, x_fake: torch.Tensor,
+                     weight: float, alpha: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): weight * E (||grad D(x_hat)|| - 1)^2, x_hat between real and fake.
+
+    alpha (B, 1, ...) in [0, 1] is passed in so that the caller owns the randomness.
+    """
+    x_hat = (alpha * x_real.detach() + (1 - alpha) * x_fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return weight * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()

@@ -1,0 +1,81 @@
+"""The metric registry. A metric is a function of an EvalContext returning named numbers; `@register` adds it,
+so `gankit eval --metrics a,b` and `eval_metrics` during training reach every metric by name, and old
+checkpoints can be scored later with metrics written after them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from gankit.errors import UserError
+
+
+@dataclass
+class Metric:
+    name: str
+    fn: Callable[["EvalContext"], dict]
+    data_kinds: tuple[str, ...]      # "points", "image"
+    conditional: bool = False        # needs a conditional generator
+    help: str = ""
+
+
+REGISTRY: dict[str, Metric] = {}
+
+
+def register(name: str, data_kinds: tuple[str, ...] = ("image",), conditional: bool = False, help: str = ""):
+    def deco(fn):
+        REGISTRY[name] = Metric(name, fn, data_kinds, conditional, help)
+        return fn
+    return deco
+
+
+@dataclass
+class EvalContext:
+    """What a metric may use: the sampler, the real data, the sample count, a seed; and a cache so that the
+    generated set and the feature extractor are made once per evaluation, not once per metric."""
+    sampler: object                  # gankit.sample.Sampler
+    data: object                     # gankit.data.Dataset
+    n: int = 2500
+    seed: int = 0
+    device: str = "cpu"
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return "points" if self.data.is_points else "image"
+
+    def fake(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """n generated samples (CPU) and their labels, the same for every metric of this evaluation."""
+        if "fake" not in self.cache:
+            gen = torch.Generator().manual_seed(self.seed)
+            self.cache["fake"] = self.sampler(self.n, generator=gen)
+        return self.cache["fake"]
+
+
+def _load_all() -> None:
+    from gankit.metrics import modes  # noqa: F401  (each module registers its metrics on import)
+
+
+def available(kind: str | None = None, conditional: bool | None = None) -> list[str]:
+    _load_all()
+    return sorted(n for n, m in REGISTRY.items()
+                  if (kind is None or kind in m.data_kinds) and (conditional is None or conditional or not m.conditional))
+
+
+def check_names(names: list[str], kind: str, conditional: bool, field_name: str = "metrics") -> None:
+    _load_all()
+    ok = available(kind, conditional)
+    for name in names:
+        if name not in ok:
+            raise UserError(f"{field_name}: {name!r} does not apply here ({kind} data"
+                            f"{', conditional' if conditional else ''}); choose from {', '.join(ok)}")
+
+
+def evaluate(names: list[str], ctx: EvalContext) -> dict[str, float]:
+    check_names(names, ctx.kind, bool(ctx.sampler.c_dim))
+    results: dict[str, float] = {}
+    for name in names:
+        results.update(REGISTRY[name].fn(ctx))
+    return results

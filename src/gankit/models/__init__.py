@@ -1,0 +1,37 @@
+"""The model registry: the one place where an architecture is chosen by name."""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from gankit.models import dcgan, mlp
+
+ARCHS = {"dcgan": (dcgan.Generator, dcgan.Discriminator), "mlp": (mlp.Generator, mlp.Discriminator)}
+
+
+def build(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """G and D for a resolved config (c_dim known) and the shape of one data example."""
+    common = dict(norm=cfg.g_norm, act=cfg.g_act, slope=cfg.slope, c_dim=cfg.c_dim, c_embed_dim=cfg.c_embed_dim,
+                  vbn_ref_size=cfg.vbn_ref_size)
+    dcommon = dict(norm=cfg.d_norm, act=cfg.d_act, slope=cfg.slope, c_dim=cfg.c_dim, cond=cfg.cond,
+                   c_embed_dim=cfg.c_embed_dim, mbstd=cfg.mbstd, mbdisc=cfg.mbdisc, pack=cfg.pack,
+                   vbn_ref_size=cfg.vbn_ref_size)
+    if cfg.model == "dcgan":
+        channels = data_shape[0]
+        G = dcgan.Generator(cfg.z_dim, cfg.img_size, channels, cfg.g_width, up=cfg.g_up, **common)
+        D = dcgan.Discriminator(cfg.img_size, channels, cfg.d_width, down=cfg.d_down, **dcommon)
+    else:
+        G = mlp.Generator(cfg.z_dim, data_shape, cfg.g_width, cfg.g_layers, **common)
+        D = mlp.Discriminator(data_shape, cfg.d_width, cfg.d_layers, **dcommon)
+    return G, D
+
+
+def generator_from_spec(spec: dict) -> nn.Module:
+    """Rebuild a generator from the `spec` it carries (saved in checkpoints and exports)."""
+    spec = dict(spec)
+    arch = spec.pop("arch")
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
+    if "out_shape" in spec:
+        spec["out_shape"] = tuple(spec["out_shape"])
+    return ARCHS[arch][0](**spec)
