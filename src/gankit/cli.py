@@ -35,30 +35,40 @@ def _positive_int(text: str) -> int:
 # train
 
 
-def _add_train(sub) -> None:
+def _add_config_flags(p) -> None:
+    """One flag per config field, with the field's name; unset flags stay None so they override nothing."""
     from gankit.config import FIELDS
 
-    p = sub.add_parser("train", help="train a GAN; every config field is a flag", description=(
-        "Train a GAN. Fields come from the defaults, then --config (a YAML file or a preset), then these flags."))
     p.add_argument("--config", help="YAML config file, or a preset name (see `gankit presets`)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    fields = p.add_argument_group("config fields")
+    group = p.add_argument_group("config fields")
     for name, f in FIELDS.items():
         choices = f.metadata.get("choices")
         extra = f" ({'|'.join(map(str, choices))})" if choices else ""
         kwargs = dict(nargs="?", const="true") if isinstance(f.default, bool) else {}
-        fields.add_argument(f"--{name}", default=None, metavar=name.upper() if not kwargs else "BOOL",
-                            help=f"{f.metadata['help']}{extra} [default: {f.default!r}]", **kwargs)
+        group.add_argument(f"--{name}", default=None, metavar=name.upper() if not kwargs else "BOOL",
+                           help=f"{f.metadata['help']}{extra} [default: {f.default!r}]", **kwargs)
+
+
+def _overrides(args) -> dict:
+    from gankit.config import FIELDS
+
+    return {k: getattr(args, k) for k in FIELDS if getattr(args, k) is not None}
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a GAN; every config field is a flag", description=(
+        "Train a GAN. Fields come from the defaults, then --config (a YAML file or a preset), then these flags."))
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_flags(p)
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args) -> int:
     from gankit import config as config_mod
-    from gankit.config import FIELDS
 
-    overrides = {k: getattr(args, k) for k in FIELDS if getattr(args, k) is not None}
+    overrides = _overrides(args)
     if args.resume:
         from gankit.train import resume_config
 
@@ -123,6 +133,53 @@ def cmd_sample(args) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# ablate
+
+
+def _add_ablate(sub) -> None:
+    p = sub.add_parser("ablate", help="train a grid of settings over seeds and tabulate the metrics", description=(
+        "Train every combination of --vary (and --variant) settings for each seed, in parallel processes, and "
+        "write table.md, summary.csv and runs.csv with the mean and standard error over seeds. --out is the "
+        "parent folder and --name the ablation's folder; the other config flags set the base of every run."))
+    p.add_argument("--vary", action="append", default=[], metavar="FIELD=V1,V2",
+                   help="one axis of the grid (repeatable); norm=, act=, lr= set the G and D fields together")
+    p.add_argument("--variant", action="append", default=[], metavar="LABEL:FIELD=V;FIELD=V",
+                   help="one named setting of several fields; all --variant settings form one axis")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 per setting [3]")
+    p.add_argument("--jobs", type=_positive_int, default=None, help="parallel runs [number of CPU cores]")
+    _add_config_flags(p)
+    p.set_defaults(func=cmd_ablate)
+
+
+def cmd_ablate(args) -> int:
+    import os
+
+    from gankit import ablate
+    from gankit import config as config_mod
+
+    overrides = _overrides(args)
+    out_root = Path(overrides.pop("out", "runs"))
+    name = overrides.pop("name", "")
+    base = {**(config_mod.read_yaml(args.config) if args.config else {}), **overrides}
+    base.pop("name", None), base.pop("out", None)
+    config_mod.load(None, base)
+    cells = ablate.build_cells(base, args.vary, args.variant)
+    if not name:
+        stem = "ablate-" + str(base.get("data", "digits")).replace("folder:", "").replace("/", "_")
+        name, i = stem, 2
+        while (out_root / name).exists():
+            name, i = f"{stem}-{i}", i + 1
+    jobs = args.jobs or min(os.cpu_count() or 1, len(cells) * args.seeds)
+    folder, rows = ablate.run_ablation(base, cells, list(range(args.seeds)), out_root / name, jobs)
+    metrics, summary = ablate.summarise(cells, rows)
+    table, csv_path = ablate.write_tables(folder, rows, metrics, summary,
+                                          f"{base.get('data', 'digits')}: " + " x ".join(args.vary + args.variant))
+    print(table.read_text())
+    print(f"table: {table}\nsummary: {csv_path}\nruns: {folder / 'runs.csv'}")
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+# ------------------------------------------------------------------------------------------------------------------
 
 
 def _add_presets(sub) -> None:
@@ -133,7 +190,7 @@ def _add_presets(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gankit", description="Train, sample, evaluate and explore GANs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_train, _add_sample, _add_presets):
+    for add in (_add_train, _add_sample, _add_ablate, _add_presets):
         add(sub)
     return parser
 

@@ -86,6 +86,8 @@ class Config:
     d_lr: float = _f(2e-4, "Adam learning rate of D")
     beta1: float = _f(0.5, "Adam beta1 (DCGAN's 0.5 damps oscillation)")
     beta2: float = _f(0.999, "Adam beta2")
+    lr_decay_start: float = _f(1.0, "fraction of the run after which both learning rates decay linearly to 0 at "
+                                    "the end (1.0 = constant)")
     d_steps: int = _f(1, "D updates per G update")
     g_steps: int = _f(1, "G updates per training step")
     d_batching: str = _f("separate", "real and fake reach D as separate batches (survey) or one mixed batch",
@@ -216,6 +218,7 @@ def validate(cfg: Config) -> None:
         _check(0 <= getattr(cfg, name) < 1, name, f"must be in [0, 1), got {getattr(cfg, name)}")
     for name in ("gp_weight", "r1_gamma", "inst_noise", "slope"):
         _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {getattr(cfg, name)}")
+    _check(0 <= cfg.lr_decay_start <= 1, "lr_decay_start", f"must be in [0, 1], got {cfg.lr_decay_start}")
     _check(0 < cfg.label_smooth <= 1, "label_smooth", f"real target must be in (0, 1], got {cfg.label_smooth}")
     _check(0 <= cfg.ema_decay < 1, "ema_decay", f"must be in [0, 1), got {cfg.ema_decay}")
     bad_aug = [op for op in cfg.diffaug.split(",") if op and op not in DIFFAUG_OPS]

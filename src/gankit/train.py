@@ -147,6 +147,14 @@ def ema_update(G_ema: torch.nn.Module, G: torch.nn.Module, decay: float) -> None
         be.copy_(b)
 
 
+def lr_scale(cfg: Config, step: int) -> float:
+    """1 until lr_decay_start of the run, then linearly down to 0 at the last step."""
+    start = cfg.lr_decay_start * cfg.steps
+    if step < start or cfg.lr_decay_start >= 1:
+        return 1.0
+    return max(0.0, (cfg.steps - step) / (cfg.steps - start))
+
+
 def instance_noise_std(cfg: Config, step: int) -> float:
     """Linear annealing from inst_noise to 0 over inst_noise_steps (default: the whole run)."""
     span = cfg.inst_noise_steps or cfg.steps
@@ -271,6 +279,9 @@ def train(cfg: Config, resume: Path | None = None, progress: bool = True) -> Pat
 
     t_start, last = time.time(), {}
     while step < cfg.steps:
+        for opt, lr in ((opt_g, cfg.g_lr), (opt_d, cfg.d_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr * lr_scale(cfg, step)
         # ---- D: d_steps updates, each the survey's three steps --------------------------------------------------
         for _ in range(cfg.d_steps):
             x_real, y_real = real_batch()

@@ -78,7 +78,7 @@ def save_scatter(points: torch.Tensor, path: Path, modes: torch.Tensor | None = 
         ax.scatter(m[:, 0], m[:, 1], s=40, marker="x", c="#d62728", label="modes")
     ax.set_aspect("equal")
     ax.set_title(title, fontsize=9)
-    ax.legend(loc="upper right", fontsize=7, markerscale=3)
+    ax.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
