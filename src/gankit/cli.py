@@ -14,7 +14,12 @@ from gankit.errors import UserError
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument gives one line (no usage block) and exit code 2."""
+    """argparse, but a bad argument gives one line (no usage block) and exit code 2, and flags are never
+    abbreviated (--lr must not silently mean --lr_decay_start)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401
         print(f"{self.prog}: error: {message}", file=sys.stderr)
