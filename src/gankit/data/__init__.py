@@ -1,0 +1,59 @@
+"""One loader interface for every data set: `load(...)` returns a `Dataset` held as one tensor.
+
+Images are float tensors (N, C, H, W) scaled to [-1, 1] (G ends in tanh); 2-D mixtures are (N, 2) points.
+A data set that fits in memory is moved to the training device once and indexed there, with no DataLoader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from gankit.errors import UserError
+
+
+@dataclass
+class Dataset:
+    name: str
+    x: torch.Tensor                      # (N, C, H, W) in [-1, 1], or (N, 2) points
+    y: torch.Tensor | None = None        # (N,) int64 class labels, when the data set has them
+    class_names: list[str] = field(default_factory=list)
+    modes: torch.Tensor | None = None    # 2-D mixtures only: true mode centres (K, 2), used by metrics only
+    sigma: float = 0.0                   # 2-D mixtures only: std of each mode
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def is_points(self) -> bool:
+        return self.x.dim() == 2
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def to(self, device) -> "Dataset":
+        self.x = self.x.to(device)
+        self.y = None if self.y is None else self.y.to(device)
+        return self
+
+
+def load(name: str, data_dir: str = "data", img_size: int = 32, channels: int = 0, n_points: int = 50_000) -> Dataset:
+    """Load a data set by name: digits, mnist, fashion-mnist, cifar10, ring, grid, or folder:PATH."""
+    from gankit.data import images, toy
+
+    if name in toy.MIXTURES:
+        return toy.load(name, n_points)
+    if name.startswith("folder:"):
+        return images.load_folder(name[len("folder:"):], img_size, channels)
+    if name == "digits":
+        return images.load_digits(img_size, channels)
+    if name in images.TORCHVISION_SETS:
+        return images.load_torchvision(name, data_dir, img_size, channels)
+    raise UserError(f"data: unknown data set {name!r}; use digits, mnist, fashion-mnist, cifar10, ring, grid "
+                    "or folder:PATH")

@@ -1,0 +1,161 @@
+"""Image data sets: scikit-learn's 8x8 digits, folders of images, and torchvision's MNIST, Fashion-MNIST, CIFAR-10."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+from gankit.data import Dataset
+from gankit.errors import UserError
+
+log = logging.getLogger("gankit")
+
+TORCHVISION_SETS = ("mnist", "fashion-mnist", "cifar10")
+DIGIT_NAMES = [str(i) for i in range(10)]
+FASHION_NAMES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
+CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def to_model_range(x: torch.Tensor, img_size: int, channels: int) -> torch.Tensor:
+    """(N, C, H, W) uint8 or [0, 1] float -> float in [-1, 1] at img_size x img_size with the asked channels."""
+    x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+    if x.shape[-1] != img_size or x.shape[-2] != img_size:
+        x = TF.resize(x, [img_size, img_size], antialias=True).clamp(0, 1)
+    if channels == 3 and x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    elif channels == 1 and x.shape[1] == 3:
+        x = TF.rgb_to_grayscale(x)
+    return (x * 2 - 1).contiguous()
+
+
+def load_digits(img_size: int, channels: int) -> Dataset:
+    """The 1,797 8x8 digits that ship inside scikit-learn (values 0..16), upsampled to img_size."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    x = torch.from_numpy(bunch.images).float().unsqueeze(1) / 16.0  # (1797, 1, 8, 8) in [0, 1]
+    y = torch.from_numpy(bunch.target).long()
+    return Dataset("digits", to_model_range(x, img_size, channels), y, DIGIT_NAMES)
+
+
+def load_folder(path: str, img_size: int, channels: int) -> Dataset:
+    """Every image under `path`, searched recursively; top-level sub-folders become class labels.
+
+    Images are resized (shorter side) and centre-cropped to img_size. channels 0 or 3 gives RGB, 1 grayscale.
+    Files that cannot be decoded are skipped and counted in one warning.
+    """
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise UserError(f"data: folder {root} does not exist (data: folder:PATH needs a folder of images)")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+    if not files:
+        raise UserError(f"data: no images under {root} (looked for {', '.join(IMG_EXTENSIONS)})")
+    rel = [p.relative_to(root).parts for p in files]
+    classes = sorted({parts[0] for parts in rel if len(parts) > 1})
+    labelled = len(classes) >= 2 and all(len(parts) > 1 for parts in rel)
+
+    mode = "L" if channels == 1 else "RGB"
+    transform = v2.Compose([v2.PILToTensor(), v2.Resize(img_size, antialias=True), v2.CenterCrop(img_size)])
+    images, labels, skipped = [], [], 0
+    for file, parts in zip(files, rel):
+        try:
+            with Image.open(file) as im:
+                images.append(transform(im.convert(mode)))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            skipped += 1
+            continue
+        if labelled:
+            labels.append(classes.index(parts[0]))
+    if skipped:
+        log.warning(f"data: skipped {skipped} unreadable image file(s) of {len(files)} under {root}")
+    if not images:
+        raise UserError(f"data: none of the {len(files)} image files under {root} could be read")
+    x = to_model_range(torch.stack(images), img_size, 1 if channels == 1 else 3)
+    y = torch.tensor(labels, dtype=torch.long) if labelled else None
+    return Dataset(f"folder:{root}", x, y, classes if labelled else [])
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (LeCun's MNIST format), gzipped or not: magic, dims as big-endian int32, then uint8 data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise UserError(f"data: {path} is not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise UserError(f"data: {path} is truncated ({data.size} bytes of {int(np.prod(dims))})")
+    return data.reshape(tuple(int(d) for d in dims))
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _find_idx_pair(folders: list[Path]) -> tuple[Path, Path] | None:
+    """train-* is preferred; t10k-* (the 10k test split) is used when it is all there is."""
+    for split in ("train", "t10k"):
+        for folder in folders:
+            images, labels = _find(folder, f"{split}-images-idx3-ubyte"), _find(folder, f"{split}-labels-idx1-ubyte")
+            if images and labels:
+                return images, labels
+    return None
+
+
+def _offline() -> bool:
+    return os.environ.get("GANKIT_OFFLINE", "") not in ("", "0")
+
+
+def load_torchvision(name: str, data_dir: str, img_size: int, channels: int) -> Dataset:
+    import torchvision.datasets as tvd
+
+    root = Path(data_dir).expanduser()
+    if name == "cifar10":
+        try:
+            ds = tvd.CIFAR10(str(root), train=True, download=False)
+        except RuntimeError:
+            ds = _download(lambda: tvd.CIFAR10(str(root), train=True, download=True), name, root,
+                           "cifar-10-python.tar.gz (or its extracted cifar-10-batches-py/ folder)", root)
+        x = torch.from_numpy(ds.data).permute(0, 3, 1, 2)  # (50000, 3, 32, 32) uint8
+        return Dataset(name, to_model_range(x, img_size, channels), torch.tensor(ds.targets), CIFAR_NAMES)
+
+    cls, names = (tvd.MNIST, DIGIT_NAMES) if name == "mnist" else (tvd.FashionMNIST, FASHION_NAMES)
+    raw = root / cls.__name__ / "raw"  # torchvision's own layout
+    pair = _find_idx_pair([root, raw])
+    if pair is None:
+        ds = _download(lambda: cls(str(root), train=True, download=True), name, root,
+                       "train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz", raw)
+        x, y = ds.data.unsqueeze(1), ds.targets.long()
+    else:
+        if pair[0].name.startswith("t10k"):
+            log.warning(f"data: {name} training split not found in {pair[0].parent}; training on the 10k test split")
+        x = torch.from_numpy(read_idx(pair[0]).copy()).unsqueeze(1)  # (N, 1, 28, 28) uint8
+        y = torch.from_numpy(read_idx(pair[1]).astype(np.int64))
+        if len(x) != len(y):
+            raise UserError(f"data: {pair[0]} holds {len(x)} images but {pair[1]} {len(y)} labels")
+    return Dataset(name, to_model_range(x, img_size, channels), y, names)
+
+
+def _download(make, name: str, root: Path, files: str, where: Path):
+    message = (f"data: {name} not found in {root}; put {files} in {where} "
+               f"(or run once with network access to download it there)")
+    if _offline():
+        raise UserError(message)
+    try:
+        return make()
+    except Exception:  # torchvision raises URLError, RuntimeError or OSError depending on where it failed
+        raise UserError(message) from None
