@@ -54,11 +54,11 @@ def parse_variant(items: list[str]) -> list[tuple[str, dict]]:
     """`label:field=v;field=v` -> one axis whose settings change several fields together."""
     axis = []
     for item in items:
-        label, _, body = item.partition(":")
-        if not body:
-            raise UserError(f"ablate: --variant expects LABEL:FIELD=V;FIELD=V, got {item!r}")
+        label, colon, body = item.partition(":")
+        if not colon or not label:
+            raise UserError(f"ablate: --variant expects LABEL:FIELD=V;FIELD=V (or LABEL: for the base), got {item!r}")
         values = {}
-        for pair in body.split(";"):
+        for pair in filter(None, body.split(";")):
             key, eq, value = pair.partition("=")
             if not eq:
                 raise UserError(f"ablate: --variant {label}: {pair!r} is not FIELD=V")
@@ -89,6 +89,8 @@ def _final_eval(run_dir: Path) -> dict:
     out = {}
     for row in rows:
         out.update({k[5:]: v for k, v in row.items() if k.startswith("eval/")})
+        if "sec" in row:
+            out["train_sec"] = row["sec"]  # the training loop's own clock, without start-up and evaluation
     return out
 
 
@@ -131,6 +133,25 @@ def run_ablation(base: dict, cells: list[Cell], seeds: list[int], out: Path, job
     order = {c.name: i for i, c in enumerate(cells)}
     rows.sort(key=lambda r: (order[r["cell"]], r["seed"]))
     return out, rows
+
+
+def collect(folder: Path) -> tuple[list[Cell], list[dict]]:
+    """Rebuild the rows of an ablation folder from its runs, finished or not (for an interrupted ablation)."""
+    meta_file = Path(folder) / "ablation.json"
+    if not meta_file.is_file():
+        raise UserError(f"ablate: {folder} is not an ablation folder (no ablation.json)")
+    meta = json.loads(meta_file.read_text())
+    cells = [Cell(c["name"], c["values"]) for c in meta["cells"]]
+    rows = []
+    for ci, cell in enumerate(cells):
+        for seed in meta["seeds"]:
+            run = Path(folder) / "runs" / f"c{ci:02d}-s{seed}"
+            if not (run / "metrics.jsonl").is_file():
+                continue
+            row = {"cell": cell.name, "seed": seed, "run": run.name, **_final_eval(run)}
+            row["ok"] = (run / "checkpoints" / "latest.pt").is_file() and len(row) > 4
+            rows.append(row)
+    return cells, rows
 
 
 def summarise(cells: list[Cell], rows: list[dict]) -> tuple[list[str], list[dict]]:
