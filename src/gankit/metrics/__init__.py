@@ -40,6 +40,7 @@ class EvalContext:
     n: int = 2500
     seed: int = 0
     device: str = "cpu"
+    features: str = "auto"           # image features: auto, classifier or inception (metrics/features.py)
     cache: dict = field(default_factory=dict)
 
     @property
@@ -55,7 +56,7 @@ class EvalContext:
 
 
 def _load_all() -> None:
-    from gankit.metrics import modes  # noqa: F401  (each module registers its metrics on import)
+    from gankit.metrics import classes, fid, modes, prdc  # noqa: F401  (each module registers its metrics on import)
 
 
 def available(kind: str | None = None, conditional: bool | None = None) -> list[str]:

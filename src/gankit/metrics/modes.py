@@ -29,4 +29,7 @@ def mode_stats(points: torch.Tensor, modes: torch.Tensor, sigma: float) -> dict[
 @register("modes", data_kinds=("points",), help="modes captured, % high-quality samples, reverse KL (PacGAN)")
 def modes_metric(ctx: EvalContext) -> dict[str, float]:
     points, _ = ctx.fake()
-    return mode_stats(points, ctx.data.modes, ctx.data.sigma)
+    stats = mode_stats(points, ctx.data.modes, ctx.data.sigma)
+    # The floor: the same numbers for as many real points (capped by the data set), what a perfect G would score.
+    floor = mode_stats(ctx.data.x[: len(points)], ctx.data.modes, ctx.data.sigma)
+    return {**stats, **{f"{k}_floor": v for k, v in floor.items()}, "n_samples": len(points)}

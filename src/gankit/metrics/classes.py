@@ -1,0 +1,73 @@
+"""Metrics that use the real data's class labels: class accuracy of a conditional G, CAS (Ravuri & Vinyals 2019),
+and memorisation (which needs no labels, only the same train / held-out split).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gankit.metrics import EvalContext, classifier as clf, features, register
+
+
+def class_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of rows whose arg-max class is the asked label; logits (N, K), labels (N,)."""
+    return (logits.argmax(1).cpu() == labels.cpu()).double().mean().item()
+
+
+def cas_score(x: torch.Tensor, y: torch.Tensor, data, device="cpu") -> float:
+    """Train the data set classifier's recipe on (x, y) alone; its accuracy on the real held-out part."""
+    _, held = clf.split_indices(len(data))
+    model = clf.fit(x, y, data.num_classes, device)
+    return clf.accuracy(model, data.x.detach().cpu()[held], data.y.detach().cpu()[held])
+
+
+def nn_distances(query: torch.Tensor, ref: torch.Tensor, chunk: int = 512, device="cpu") -> torch.Tensor:
+    """(Q,) distance from each row of query (Q, D) to its nearest row of ref (R, D), in chunks of query rows."""
+    ref = ref.to(device, torch.float32)
+    return torch.cat([torch.cdist(q.to(device, torch.float32), ref).min(1).values.cpu() for q in query.split(chunk)])
+
+
+@register("class_acc", conditional=True,
+          help="share of generated samples the real-data classifier assigns to their asked class; floor: its "
+               "held-out accuracy")
+def class_acc_metric(ctx: EvalContext) -> dict[str, float]:
+    real = features.real_classifier(ctx)
+    acc = class_accuracy(features.logits(ctx, "fake"), features.image_sets(ctx)["fake_y"])
+    return {"class_acc": acc, "class_acc_floor": real.accuracy, "n_samples": features.sample_count(ctx),
+            "classifier_acc": real.accuracy}
+
+
+@register("cas", conditional=True,
+          help="classification accuracy score: the classifier trained on generated labelled samples only, tested "
+               "on real held-out data; floor: the same trained on as many real samples")
+def cas_metric(ctx: EvalContext) -> dict[str, float]:
+    real = features.real_classifier(ctx)
+    train_idx, _ = clf.split_indices(len(ctx.data))
+    k = min(ctx.n, len(train_idx))
+    x_fake, y_fake = ctx.fake()
+    cas = cas_score(x_fake[:k], y_fake[:k], ctx.data, ctx.device)
+    if k == len(train_idx):
+        floor = real.accuracy       # the same recipe on the same real images: the cached classifier itself
+    else:
+        pick = train_idx[torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(ctx.seed))[:k]]
+        floor = cas_score(ctx.data.x.detach().cpu()[pick], ctx.data.y.detach().cpu()[pick], ctx.data, ctx.device)
+    return {"cas": cas, "cas_floor": floor, "cas_n": k, "classifier_acc": real.accuracy}
+
+
+@register("memorization",
+          help="mean and median pixel-space RMS distance from generated samples to their nearest training image; "
+               "floor: the same for held-out real images")
+def memorization_metric(ctx: EvalContext) -> dict[str, float]:
+    # The reference set is the classifier's training part (80 %), so that held-out real images, which G may have
+    # seen but the reference set does not hold, give the distance of a new real image: a G that copies its training
+    # images comes out well below that floor. Distances are RMS over pixels in [-1, 1] (L2 / sqrt(C H W)).
+    train_idx, held_idx = clf.split_indices(len(ctx.data))
+    h = min(ctx.n, len(held_idx))
+    x_real = ctx.data.x.detach().cpu()
+    ref = x_real[train_idx].flatten(1)                                        # (R, C H W)
+    scale = ref.shape[1] ** 0.5
+    d_fake = nn_distances(ctx.fake()[0][:h].flatten(1), ref, device=ctx.device) / scale
+    d_real = nn_distances(x_real[held_idx[:h]].flatten(1), ref, device=ctx.device) / scale
+    return {"memorization_mean": d_fake.mean().item(), "memorization_median": d_fake.median().item(),
+            "memorization_mean_floor": d_real.mean().item(), "memorization_median_floor": d_real.median().item(),
+            "memorization_n": h}

@@ -1,0 +1,93 @@
+"""`gankit eval RUN`: score a trained run's checkpoint with registered metrics, write RUN/eval/step-NNNNNNN.json
+and .md (numbered, never overwritten), and return the markdown table that the CLI prints."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from gankit.errors import UserError
+from gankit.metrics import EvalContext, check_names, evaluate, features
+
+# Keys that describe a result rather than score the model: shown below the table, not as rows.
+INFO_KEYS = ("n_samples", "cas_n", "memorization_n", "classifier_acc")
+
+
+def default_metrics(kind: str, conditional: bool) -> list[str]:
+    if kind == "points":
+        return ["modes"]
+    return ["fid", "kid", "pr", "dc"] + (["class_acc"] if conditional else [])
+
+
+def _free_paths(folder: Path, stem: str) -> tuple[Path, Path]:
+    """stem.json / stem.md, or stem-2, stem-3, ... when either is taken."""
+    name, i = stem, 2
+    while (folder / f"{name}.json").exists() or (folder / f"{name}.md").exists():
+        name, i = f"{stem}-{i}", i + 1
+    return folder / f"{name}.json", folder / f"{name}.md"
+
+
+def _fmt(v) -> str:
+    return "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+
+def markdown(record: dict) -> str:
+    """One row per scored number: the model's value beside the real-vs-real floor; then the sample counts."""
+    res = record["results"]
+    lines = [f"# {record['run']} at step {record['step']}", "",
+             f"data: {record['data']} ({record['data_size']} examples) · features: {record['features'] or '-'} · "
+             f"seed {record['seed']}", "",
+             "| metric | model | floor (real vs real) |", "|---|---:|---:|"]
+    for key, value in res.items():
+        if key.endswith("_floor") or key in INFO_KEYS:
+            continue
+        lines.append(f"| {key} | {_fmt(value)} | {_fmt(res.get(key + '_floor'))} |")
+    notes = {"n_samples": "samples per set (generated, and each real half)",
+             "cas_n": "labelled samples CAS trains on", "memorization_n": "samples in the memorisation distances",
+             "classifier_acc": "held-out accuracy of the data set's classifier"}
+    lines.append("")
+    lines += [f"- {notes[k]}: {_fmt(res[k])}" for k in INFO_KEYS if k in res]
+    lines.append("- floor: the same metric with real data in place of generated samples (for image metrics, one "
+                 "real half against the other), at the same sample count")
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_run(run: str | Path, names: list[str] | None = None, n: int | None = None, step: int | None = None,
+                 feature_choice: str = "auto", seed: int = 0, device: str = "cpu") -> tuple[dict, Path, Path, str]:
+    """Score a run folder; returns (record, json path, markdown path, markdown text)."""
+    from gankit import data as datasets
+    from gankit.sample import load_sampler
+
+    run = Path(run)
+    if not run.is_dir() or not (run / "checkpoints").is_dir():
+        raise UserError(f"eval: {run} is not a run folder (a folder with checkpoints/, made by `gankit train`)")
+    sampler = load_sampler(run, device, step)
+    cfg = sampler.meta["config"]
+    data = datasets.load(cfg["data"], cfg["data_dir"], cfg["img_size"], cfg["channels"], cfg["n_points"])
+    kind, conditional = ("points" if data.is_points else "image"), bool(sampler.c_dim)
+    names = names or default_metrics(kind, conditional)
+    check_names(names, kind, conditional, "--metrics")
+    if kind == "image":
+        features.resolve(feature_choice, data)  # a bad --features fails before any sampling
+    ctx = EvalContext(sampler, data, n or cfg.get("eval_n", 2500), seed=seed, device=device,
+                      features=feature_choice)
+    t0 = time.perf_counter()
+    results = evaluate(names, ctx)
+    emb = ctx.cache.get("embedder")
+    clf = ctx.cache.get("classifier") or getattr(emb, "classifier", None)
+    record = {"run": str(run), "step": sampler.meta.get("step"), "checkpoint": sampler.meta.get("source"),
+              "data": cfg["data"], "data_size": len(data), "metrics": names, "n": ctx.n, "seed": seed,
+              "features": emb.kind if emb else None, "seconds": round(time.perf_counter() - t0, 1), "results": results}
+    if clf is not None:
+        record["classifier"] = {"held_out_accuracy": clf.accuracy, "n_train": clf.n_train,
+                                "n_held_out": clf.n_held_out, "cache": str(clf.path)}
+    folder = run / "eval"
+    folder.mkdir(exist_ok=True)
+    json_path, md_path = _free_paths(folder, f"step-{record['step'] or 0:07d}")
+    text = markdown(record)
+    with open(json_path, "x") as f:  # "x": fail rather than overwrite, should another process take the name
+        json.dump(record, f, indent=1)
+    with open(md_path, "x") as f:
+        f.write(text)
+    return record, json_path, md_path, text
