@@ -107,6 +107,10 @@ def _add_sample(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the latent draws [0]")
     p.add_argument("--class", dest="cls", type=int, default=None, help="conditional models: generate this class")
     p.add_argument("--truncation", type=float, default=1.0, help="pull z towards the prior's centre, psi in (0, 1]")
+    p.add_argument("--class-grid", action="store_true",
+                   help="conditional models: a PNG with one row per class, the same z down each column (--n columns)")
+    p.add_argument("--sheet", action="store_true",
+                   help="a numbered PNG sheet to pick samples by index for `gankit arithmetic` (same --seed and --n)")
     p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
     p.set_defaults(func=cmd_sample)
@@ -122,8 +126,20 @@ def cmd_sample(args) -> int:
         raise UserError(f"sample: --truncation must be in (0, 1], got {args.truncation}")
     sampler = load_sampler(args.source, args.device, args.checkpoint)
     gen = torch.Generator().manual_seed(args.seed)
-    x, labels = sampler(args.n, generator=gen, truncation=args.truncation, cls=args.cls)
     out = Path(args.out)
+    if args.class_grid:
+        if out.suffix != ".png" or out.exists():
+            raise UserError(f"sample: --class-grid writes a new FILE.png; got {out}" + (" (exists)" if out.exists() else ""))
+        viz.save_grid(sampler.class_grid(args.n, gen, args.truncation), out, nrow=args.n)
+        print(f"{sampler.c_dim} classes x {args.n} samples -> {out}")
+        return 0
+    if args.sheet:
+        from gankit.explore import save_sheet
+
+        save_sheet(sampler, args.n, args.seed, out, args.truncation, args.cls)
+        print(f"sheet of {args.n} numbered samples (seed {args.seed}) -> {out}")
+        return 0
+    x, labels = sampler(args.n, generator=gen, truncation=args.truncation, cls=args.cls)
     if out.suffix == ".png":
         if out.exists():
             raise UserError(f"sample: {out} exists; choose another file name (nothing is overwritten)")
@@ -134,6 +150,161 @@ def cmd_sample(args) -> int:
     else:
         save_samples(sampler, x, labels, out)
     print(f"{args.n} samples -> {out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# interpolate, arithmetic, export, report
+
+
+def _psi(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return value
+
+
+def _add_source_flags(p) -> None:
+    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a run folder, a checkpoint or an export folder")
+    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
+    p.add_argument("--truncation", type=_psi, default=1.0, help="pull z towards the prior's centre, psi in (0, 1]")
+
+
+def _add_interpolate(sub) -> None:
+    p = sub.add_parser("interpolate", help="walk between latent points: a grid PNG and an animated GIF", description=(
+        "Paths between pairs of latent draws, slerp for the normal and sphere priors, lerp in the uniform cube. "
+        "Writes DIR/interpolation.png (one row per path, endpoints in the first and last column), "
+        "DIR/interpolation.gif and DIR/interpolation.npz (z: steps x paths x z_dim)."))
+    _add_source_flags(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG, GIF and NPZ")
+    p.add_argument("--paths", type=_positive_int, default=8, help="number of paths [8]")
+    p.add_argument("--steps", type=_positive_int, default=10, help="points per path, endpoints included [10]")
+    p.add_argument("--seed", type=int, default=0, help="seed of the endpoints [0]")
+    p.add_argument("--class", dest="cls", type=int, default=None,
+                   help="conditional models: the class of every path [one class per path: 0, 1, 2, ...]")
+    p.set_defaults(func=cmd_interpolate)
+
+
+def cmd_interpolate(args) -> int:
+    from gankit import explore
+    from gankit.sample import load_sampler
+
+    sampler = load_sampler(args.source, args.device, args.checkpoint)
+    interp = explore.interpolation(sampler, args.paths, args.steps, args.seed, args.cls, args.truncation)
+    for path in explore.save_interpolation(interp, Path(args.out)):
+        print(path)
+    return 0
+
+
+def _add_arithmetic(sub) -> None:
+    p = sub.add_parser("arithmetic", help="DCGAN's latent vector arithmetic: mean(A) - mean(B) + mean(C)",
+                       description=(
+        "Pick three or more samples per group by their index on a numbered sheet (`gankit sample RUN --sheet "
+        "--seed S --n N --out sheet.png`; give the same --seed, --sheet-n, --truncation and --class here), or, for "
+        "a conditional model, a class (class:K). Writes FILE.png (each group, its decoded mean; then the result "
+        "and its neighbours) and FILE.npz (the vectors)."))
+    _add_source_flags(p)
+    for g in ("a", "b", "c"):
+        p.add_argument(f"--{g}", required=True, metavar="I,J,K|class:K", help=f"group {g.upper()}")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="the figure; the vectors go to FILE.npz")
+    p.add_argument("--seed", type=int, default=0, help="the seed the sheet was drawn with [0]")
+    p.add_argument("--sheet-n", type=_positive_int, default=64, help="the --n the sheet was drawn with [64]")
+    p.add_argument("--class", dest="cls", type=int, default=None, help="the --class the sheet was drawn with")
+    p.add_argument("--class-n", type=_positive_int, default=4, help="samples in a class:K group [4]")
+    p.add_argument("--neighbours", type=int, default=4, help="samples from noise around the result [4]")
+    p.add_argument("--noise", type=float, default=0.25, help="neighbours: uniform noise in [-noise, noise] [0.25]")
+    p.set_defaults(func=cmd_arithmetic)
+
+
+def cmd_arithmetic(args) -> int:
+    from gankit import explore
+    from gankit.sample import load_sampler
+
+    sampler = load_sampler(args.source, args.device, args.checkpoint)
+    res = explore.arithmetic(sampler, args.a, args.b, args.c, args.seed, args.sheet_n, args.neighbours, args.noise,
+                             args.truncation, args.cls, args.class_n)
+    png, npz = explore.save_arithmetic(res, Path(args.out))
+    print(f"{png}\n{npz}")
+    return 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="write the generator as safetensors + JSON (and ONNX) for sampling elsewhere",
+                       description="Writes DIR/generator.safetensors and DIR/generator.json (G_ema when the run "
+                                   "kept one); `gankit sample DIR ...` and gankit.sample.load_sampler(DIR) read it.")
+    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("--out", required=True, metavar="DIR", help="the export folder")
+    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--onnx", action="store_true",
+                   help="also DIR/generator.onnx: inputs z (and y), dynamic batch; checked with onnxruntime")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from gankit.export import export
+
+    meta = export(args.source, args.out, args.checkpoint, args.onnx)
+    onnx = f", ONNX by the {meta['onnx']['exporter']} exporter" if "onnx" in meta else ""
+    print(f"generator of step {meta['step']}{' (EMA)' if meta['ema'] else ''} -> {args.out}{onnx}")
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="one self-contained HTML page: curves, metrics, samples over time, config")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("--out", default=None, metavar="FILE.html",
+                   help="[RUN_DIR/report.html]; an existing file is replaced only if it is a gankit report")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from gankit.report import write_report
+
+    print(write_report(args.run, args.out))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# eval
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="score a run with metrics and their real-vs-real floors", description=(
+        "Score a run's checkpoint; writes RUN/eval/step-NNNNNNN.json and .md (never overwritten) and prints the "
+        "table. Defaults: modes for 2-D points; fid,kid,pr,dc for images, plus class_acc when conditional."))
+    p.add_argument("run", metavar="RUN_DIR", nargs="?", help="a run folder made by `gankit train`")
+    p.add_argument("--metrics", default=None, help="comma-separated metric names (`gankit eval --list` shows them)")
+    p.add_argument("--n", type=_positive_int, default=None, help="generated samples [the run's eval_n]")
+    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--features", default="auto",
+                   help="image features: classifier (the data set's own CNN), inception, or auto (classifier for "
+                        "1-channel data, inception for 3-channel) [auto]")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws and the real halves [0]")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
+    p.add_argument("--list", action="store_true", help="list the metrics and exit")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args) -> int:
+    from gankit import metrics
+    from gankit.metrics.evaluation import evaluate_run
+
+    if args.list:
+        metrics.available()
+        print("\n".join(f"{m.name:13s} {'/'.join(m.data_kinds)}{', conditional' if m.conditional else ''}: {m.help}"
+                        for m in sorted(metrics.REGISTRY.values(), key=lambda m: m.name)))
+        return 0
+    if args.run is None:
+        raise UserError("eval: give a run folder (gankit eval RUN_DIR)")
+    names = [s.strip() for s in args.metrics.split(",") if s.strip()] if args.metrics else None
+    _, json_path, md_path, table = evaluate_run(args.run, names, args.n, args.checkpoint, args.features, args.seed,
+                                                args.device)
+    print(table, end="")
+    print(f"json: {json_path}\nmarkdown: {md_path}")
     return 0
 
 
@@ -152,6 +323,8 @@ def _add_ablate(sub) -> None:
                    help="one named setting of several fields; all --variant settings form one axis")
     p.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 per setting [3]")
     p.add_argument("--jobs", type=_positive_int, default=None, help="parallel runs [number of CPU cores]")
+    p.add_argument("--summarise", metavar="ABLATION_DIR",
+                   help="only rebuild the tables of an existing (possibly interrupted) ablation folder")
     _add_config_flags(p)
     p.set_defaults(func=cmd_ablate)
 
@@ -162,6 +335,13 @@ def cmd_ablate(args) -> int:
     from gankit import ablate
     from gankit import config as config_mod
 
+    if args.summarise:
+        folder = Path(args.summarise)
+        cells, rows = ablate.collect(folder)
+        metrics, summary = ablate.summarise(cells, rows)
+        table, _ = ablate.write_tables(folder, rows, metrics, summary, folder.name)
+        print(table.read_text())
+        return 0
     overrides = _overrides(args)
     out_root = Path(overrides.pop("out", "runs"))
     name = overrides.pop("name", "")
@@ -195,7 +375,8 @@ def _add_presets(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gankit", description="Train, sample, evaluate and explore GANs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_train, _add_sample, _add_ablate, _add_presets):
+    for add in (_add_train, _add_sample, _add_interpolate, _add_arithmetic, _add_export, _add_report,
+                _add_eval, _add_ablate, _add_presets):
         add(sub)
     return parser
 

@@ -71,6 +71,14 @@ class Sampler:
             out.append(self.G(z[i: i + batch_size].to(self.device), y).float().cpu())
         return torch.cat(out)
 
+    def class_grid(self, n: int, generator: torch.Generator | None = None, truncation: float = 1.0) -> torch.Tensor:
+        """(c_dim * n, ...) images: row k is class k; column j uses the same z in every row."""
+        if not self.c_dim:
+            raise UserError("sample: a class grid needs a conditional model; this one has no classes")
+        z = self.z(n, generator, truncation).repeat(self.c_dim, 1)               # (c_dim * n, z_dim)
+        labels = torch.arange(self.c_dim).repeat_interleave(n)                    # 0,0,..,1,1,..
+        return self.decode(z, labels)
+
     def __call__(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
                  truncation: float = 1.0, cls: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """n samples and their labels (None for an unconditional G)."""
@@ -87,7 +95,8 @@ def _from_checkpoint(path: Path, device) -> Sampler:
     G.to(device).eval()
     cfg = state["config"]
     return Sampler(G, cfg["prior"], list(state.get("class_names", [])),
-                   {"config": cfg, "step": state.get("step"), "source": str(path), "data": cfg["data"]})
+                   {"config": cfg, "step": state.get("step"), "source": str(path), "data": cfg["data"],
+                    "ema": state.get("G_ema") is not None})
 
 
 def _from_export(folder: Path, device) -> Sampler:

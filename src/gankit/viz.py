@@ -83,3 +83,22 @@ def save_scatter(points: torch.Tensor, path: Path, modes: torch.Tensor | None = 
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def save_rows(rows: list[torch.Tensor], path: Path, labels: list[str] | None = None) -> Path:
+    """Rows of images of different lengths, each (k, C, H, W) in [-1, 1], padded on the right with white cells,
+    with an optional label written left of each row (the arithmetic figure: groups, their means, the result)."""
+    width = max(r.shape[0] for r in rows)
+    blank = torch.ones_like(rows[0][:1])                               # a white cell, (1, C, H, W)
+    cells = torch.cat([torch.cat([r, blank.expand(width - r.shape[0], *r.shape[1:])]) for r in rows])
+    scale = max(1, 64 // rows[0].shape[-1])
+    grid = grid_image(cells, width, scale).convert("RGB")
+    margin = 8 + 6 * max((len(s) for s in labels), default=0) if labels else 0
+    im = Image.new("RGB", (grid.width + margin, grid.height), (255, 255, 255))
+    im.paste(grid, (margin, 0))
+    draw = ImageDraw.Draw(im)
+    cell = (rows[0].shape[-1] + 2) * scale
+    for i, text in enumerate(labels or []):
+        draw.text((4, i * cell + cell // 2 - 5), text, fill=(0, 0, 0))
+    im.save(path)
+    return Path(path)
