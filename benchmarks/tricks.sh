@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The survey's tricks (and the modern ones), one at a time against a base, 3 seeds each, on the ring, the grid and
+# the embedded digits. Runs are shorter than the presets so the whole table fits in about two hours of 2 CPU cores.
+# Usage: bash benchmarks/tricks.sh [OUT_DIR] [SEEDS]; then python benchmarks/tricks_table.py OUT_DIR
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-runs/tricks}
+seeds=${2:-3}
+g=.venv/bin/gankit
+
+common=(
+  "base:" "d_steps=2:d_steps=2" "mixed batches:d_batching=mixed"
+  "virtual batch norm:norm=virtual_batch"
+  "uniform prior:prior=uniform" "sphere prior:prior=sphere"
+  "label smoothing 0.9:label_smooth=0.9" "feature matching:feature_matching=true"
+  "minibatch discrimination:mbdisc=8" "minibatch stddev:mbstd=true"
+  "loss minimax:loss=minimax" "loss ls:loss=ls" "loss hinge:loss=hinge" "loss wgan-gp:loss=wgan-gp"
+  "R1 0.1:r1_gamma=0.1" "spectral norm D:d_norm=spectral" "no EMA:ema_decay=0"
+)
+
+args=()
+for v in "${common[@]}" "batch norm:norm=batch" "D relu:d_act=relu" "instance noise 0.05:inst_noise=0.05" "no packing:pack=1" \
+         "equal lr:d_lr=1e-4"; do args+=(--variant "$v"); done
+# ring and grid: the presets at 6,000 steps (mbstd off in the grid's base, so that row measures it)
+$g ablate --config ring --steps 6000 --eval_every 0 --sample_every 6000 --seeds "$seeds" --jobs 2 --out "$out" \
+  --name tricks-ring "${args[@]}"
+$g ablate --config grid --mbstd false --steps 6000 --eval_every 0 --sample_every 6000 --seeds "$seeds" --jobs 2 \
+  --out "$out" --name tricks-grid "${args[@]}"
+
+# digits: DCGAN at 16x16, FID in the digit classifier's features. The sparse-gradient experiment of the survey:
+# "ReLU -> LeakyReLU, MaxPool -> AvgPool or strided conv, Unpooling -> Deconvolution", one change at a time.
+args=()
+for v in "${common[@]}" "no norm:norm=none" "layer norm:norm=layer" "TTUR d_lr 4e-4:d_lr=4e-4" \
+         "instance noise 0.1:inst_noise=0.1" "DiffAugment:diffaug=color,translation,cutout" \
+         "sparse (D relu, maxpool, unpool):d_act=relu;d_down=maxpool;g_up=unpool" \
+         "sparse + LeakyReLU:d_act=leaky_relu;d_down=maxpool;g_up=unpool" \
+         "sparse + avgpool:d_act=relu;d_down=avgpool;g_up=unpool" \
+         "sparse + strided:d_act=relu;d_down=strided;g_up=unpool" \
+         "sparse + deconv:d_act=relu;d_down=maxpool;g_up=deconv"; do args+=(--variant "$v"); done
+$g ablate --config digits --img_size 16 --steps 1500 --ema_decay 0.995 --eval_metrics fid,pr --eval_n 2000 \
+  --sample_every 1500 --ckpt_every 0 --seeds "$seeds" --jobs 2 --out "$out" --name tricks-digits "${args[@]}"
