@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # The survey's tricks (and the modern ones), one at a time against a base, 3 seeds each, on the ring, the grid and
 # the embedded digits. Runs are shorter than the presets so the whole table fits in about two hours of 2 CPU cores.
-# Usage: bash benchmarks/tricks.sh [OUT_DIR] [SEEDS]; then python benchmarks/tricks_table.py OUT_DIR
+# Usage: bash benchmarks/tricks.sh [OUT_DIR] [SEEDS] [PARTS] [JOBS] [DEVICE] [STEPS_2D]
+#   PARTS: any of ring,grid,digits (default all three); JOBS parallel runs (2 = one per core here);
+#   DEVICE: auto, cpu or cuda; STEPS_2D: training steps of the ring and grid rows (6000).
+# Then: python benchmarks/tricks_table.py OUT_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/tricks}
 seeds=${2:-3}
-g=.venv/bin/gankit
+parts=${3:-ring,grid,digits}
+jobs=${4:-2}
+device=${5:-auto}
+steps2d=${6:-6000}
+g=${GANKIT:-.venv/bin/gankit}
+has() { [[ ",$parts," == *",$1,"* ]]; }
 
 common=(
   "base:" "d_steps=2:d_steps=2" "mixed batches:d_batching=mixed"
@@ -22,10 +30,11 @@ args=()
 for v in "${common[@]}" "batch norm:norm=batch" "D relu:d_act=relu" "instance noise 0.05:inst_noise=0.05" "no packing:pack=1" \
          "equal lr:d_lr=1e-4"; do args+=(--variant "$v"); done
 # ring and grid: the presets at 6,000 steps (mbstd off in the grid's base, so that row measures it)
-$g ablate --config ring --steps 6000 --eval_every 0 --sample_every 6000 --seeds "$seeds" --jobs 2 --out "$out" \
-  --name tricks-ring "${args[@]}"
-$g ablate --config grid --mbstd false --steps 6000 --eval_every 0 --sample_every 6000 --seeds "$seeds" --jobs 2 \
-  --out "$out" --name tricks-grid "${args[@]}"
+for preset in ring grid; do
+  has $preset || continue
+  $g ablate --config $preset --mbstd false --steps "$steps2d" --eval_every 0 --sample_every "$steps2d" \
+    --seeds "$seeds" --jobs "$jobs" --device "$device" --out "$out" --name tricks-$preset "${args[@]}"
+done
 
 # digits: DCGAN at 16x16, FID in the digit classifier's features. The sparse-gradient experiment of the survey:
 # "ReLU -> LeakyReLU, MaxPool -> AvgPool or strided conv, Unpooling -> Deconvolution", one change at a time.
@@ -37,5 +46,6 @@ for v in "${common[@]}" "no norm:norm=none" "layer norm:norm=layer" "TTUR d_lr 4
          "sparse + avgpool:d_act=relu;d_down=avgpool;g_up=unpool" \
          "sparse + strided:d_act=relu;d_down=strided;g_up=unpool" \
          "sparse + deconv:d_act=relu;d_down=maxpool;g_up=deconv"; do args+=(--variant "$v"); done
+has digits || exit 0
 $g ablate --config digits --img_size 16 --steps 1500 --ema_decay 0.995 --eval_metrics fid,pr --eval_n 2000 \
-  --sample_every 1500 --ckpt_every 0 --seeds "$seeds" --jobs 2 --out "$out" --name tricks-digits "${args[@]}"
+  --sample_every 1500 --ckpt_every 0 --seeds "$seeds" --jobs "$jobs" --device "$device" --out "$out" --name tricks-digits "${args[@]}"

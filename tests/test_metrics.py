@@ -249,3 +249,19 @@ def test_eval_cli_writes_json_and_markdown(tiny_run, cli, monkeypatch, tmp_path)
     assert code == 0, err
     last = json.loads((tiny_run / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["step"] == 22 and {"eval/fid", "eval/fid_floor", "eval/precision", "eval/n_samples"} <= last.keys()
+
+
+def test_a_failing_evaluation_does_not_cost_the_run(tiny_run, cli, monkeypatch, caplog):
+    def boom(names, ctx):
+        raise ModuleNotFoundError("No module named 'torch_fidelity'")
+
+    monkeypatch.setattr(metrics, "evaluate", boom)
+    with caplog.at_level(logging.ERROR, logger="gankit"):
+        code, _, err = cli("train", "--resume", tiny_run, "--steps", 24, "--eval_metrics", "kid", "--eval_every", 2,
+                           "--no-progress")
+    assert code == 0, err
+    failures = [r.getMessage() for r in caplog.records if "evaluation at step" in r.getMessage()]
+    assert len(failures) == 2 and "torch_fidelity" in failures[-1] and "gankit eval" in failures[-1]
+    # the run went on to its last step and saved it
+    assert json.loads((tiny_run / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 24
+    assert torch.load(tiny_run / "checkpoints" / "latest.pt", weights_only=False)["step"] == 24

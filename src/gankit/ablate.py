@@ -124,7 +124,8 @@ def run_ablation(base: dict, cells: list[Cell], seeds: list[int], out: Path, job
         return row
 
     rows = []
-    tasks = [(ci, cell, seed) for ci, cell in enumerate(cells) for seed in seeds]
+    # seed-major, so that an interrupted ablation (see --summarise) has every setting at least once
+    tasks = [(ci, cell, seed) for seed in seeds for ci, cell in enumerate(cells)]
     with ThreadPoolExecutor(jobs) as pool, tqdm(total=len(tasks), desc="ablate", unit="run") as bar:
         futures = [pool.submit(one, *t) for t in tasks]
         for f in as_completed(futures):

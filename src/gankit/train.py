@@ -354,9 +354,14 @@ def train(cfg: Config, resume: Path | None = None, progress: bool = True) -> Pat
             _save_pictures(sampler, fixed_z, fixed_y, data, run_dir, step, cfg)
         eval_due = (cfg.eval_every and step % cfg.eval_every == 0) or done
         if cfg.eval_metrics and eval_due and ctx.is_main:
-            results = _evaluate(sampler, data, cfg, device)
-            rec.write({"step": step, "nimg": nimg, **{f"eval/{k}": v for k, v in results.items()}})
-            last.update({f"eval/{k}": v for k, v in results.items()})
+            try:
+                results = _evaluate(sampler, data, cfg, device)
+            except Exception as e:  # a broken metric must not cost the run: training and checkpoints go on
+                log.error(f"evaluation at step {step} failed ({type(e).__name__}: {e}); training goes on; "
+                          f"score the checkpoint later with `gankit eval {run_dir}`")
+            else:
+                rec.write({"step": step, "nimg": nimg, **{f"eval/{k}": v for k, v in results.items()}})
+                last.update({f"eval/{k}": v for k, v in results.items()})
         if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or done:
             state = {
                 "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict() if G_ema else None,
