@@ -17,8 +17,8 @@ def fmt(row, key):
     if not row or not row.get(key):
         return "–"
     mean, se = float(row[key]), float(row.get(f"{key}_se") or 0)
-    digits = 2 if abs(mean) >= 10 else 3
-    return f"{mean:.{digits}g} ± {se:.1g}" if se else f"{mean:.{digits}g}"
+    d = 1 if abs(mean) >= 10 else 2 if abs(mean) >= 1 else 3
+    return f"{mean:.{d}f} ± {se:.{d}f}" if se else f"{mean:.{d}f}"
 
 
 def main(root: Path) -> None:
