@@ -17,6 +17,16 @@ TINY = ["--data", "digits", "--img_size", "16", "--z_dim", "8", "--g_width", "8"
         "--batch_size", "16", "--log_every", "5", "--sample_every", "10", "--ckpt_every", "0", "--no-progress"]
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """For files of tiny models (`pytestmark = pytest.mark.usefixtures("one_thread")`): a second intra-op thread
+    only adds waiting, and on a busy 2-core machine it made them about 2.5x slower. Restored after the file."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def cli(capsys):
     """Run the CLI in-process; returns (exit code, stdout, stderr)."""

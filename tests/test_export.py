@@ -15,14 +15,7 @@ from gankit.models import generator_from_spec
 from gankit.sample import load_sampler
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """These models are tiny: a second intra-op thread only adds waiting, and on a busy 2-core machine it made
-    these tests about 2.5x slower. Restored afterwards for the other test files."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

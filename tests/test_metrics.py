@@ -10,13 +10,7 @@ from gankit.errors import UserError
 from gankit.metrics import classes, classifier as clf, features, fid, prdc
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These small convolutions run several times faster on one thread than on two busy shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

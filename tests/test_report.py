@@ -7,7 +7,6 @@ import re
 import shutil
 
 import pytest
-import torch
 from PIL import Image
 
 from conftest import TINY
@@ -15,14 +14,7 @@ from gankit import report
 from gankit.cli import main
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """These models are tiny: a second intra-op thread only adds waiting, and on a busy 2-core machine it made
-    these tests about 2.5x slower. Restored afterwards for the other test files."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
