@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The survey's tricks (and the modern ones), one at a time against a base, 3 seeds each, on the ring, the grid and
-# the embedded digits. Runs are shorter than the presets so the whole table fits in about two hours of 2 CPU cores.
+# The survey's tricks (and the modern ones), one at a time against a base, on the ring, the grid and the embedded
+# digits. Runs are shorter than the presets; README's table: ring and grid with 2 seeds at 4,000 steps (about 45
+# minutes of 2 CPU cores), digits with 3 seeds (about 5 minutes on one H100, 12 jobs).
 # Usage: bash benchmarks/tricks.sh [OUT_DIR] [SEEDS] [PARTS] [JOBS] [DEVICE] [STEPS_2D]
 #   PARTS: any of ring,grid,digits (default all three); JOBS parallel runs (2 = one per core here);
 #   DEVICE: auto, cpu or cuda; STEPS_2D: training steps of the ring and grid rows (6000).
@@ -29,7 +30,7 @@ common=(
 args=()
 for v in "${common[@]}" "batch norm:norm=batch" "D relu:d_act=relu" "instance noise 0.05:inst_noise=0.05" "no packing:pack=1" \
          "equal lr:d_lr=1e-4"; do args+=(--variant "$v"); done
-# ring and grid: the presets at 6,000 steps (mbstd off in the grid's base, so that row measures it)
+# ring and grid: the presets at STEPS_2D steps (mbstd off in the grid's base, so that row measures it)
 for preset in ring grid; do
   has $preset || continue
   $g ablate --config $preset --mbstd false --steps "$steps2d" --eval_every 0 --sample_every "$steps2d" \
