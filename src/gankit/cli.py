@@ -350,10 +350,10 @@ def cmd_ablate(args) -> int:
     config_mod.load(None, base)
     cells = ablate.build_cells(base, args.vary, args.variant)
     if not name:
-        stem = "ablate-" + str(base.get("data", "digits")).replace("folder:", "").replace("/", "_")
-        name, i = stem, 2
-        while (out_root / name).exists():
-            name, i = f"{stem}-{i}", i + 1
+        from gankit.train import numbered
+
+        data = str(base.get("data", "digits")).replace("folder:", "").replace("/", "_")
+        name = numbered(out_root, f"ablate-{data}").name
     jobs = args.jobs or min(os.cpu_count() or 1, len(cells) * args.seeds)
     folder, rows = ablate.run_ablation(base, cells, list(range(args.seeds)), out_root / name, jobs)
     metrics, summary = ablate.summarise(cells, rows)

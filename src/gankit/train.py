@@ -81,12 +81,17 @@ def new_run_dir(cfg: Config) -> Path:
             raise UserError(f"run folder {path} exists; continue it with --resume {path} or choose another --name")
     else:
         data = Path(cfg.data[len("folder:"):]).name if cfg.data.startswith("folder:") else cfg.data
-        base = f"{cfg.model}-{'cond-' if cfg.cond != 'none' else ''}{data}"
-        path, i = root / base, 2
-        while path.exists():
-            path, i = root / f"{base}-{i}", i + 1
+        path = numbered(root, f"{cfg.model}-{'cond-' if cfg.cond != 'none' else ''}{data}")
     (path / "samples").mkdir(parents=True)
     (path / "checkpoints").mkdir()
+    return path
+
+
+def numbered(root: Path, stem: str) -> Path:
+    """root/stem, or root/stem-2, root/stem-3, ...: the first that does not exist."""
+    path, i = root / stem, 2
+    while path.exists():
+        path, i = root / f"{stem}-{i}", i + 1
     return path
 
 
