@@ -13,7 +13,9 @@ from gankit.errors import UserError
 def test_digits_embedded():
     ds = data.load("digits", img_size=16)
     assert ds.x.shape == (1797, 1, 16, 16) and ds.y.shape == (1797,)
-    assert ds.x.min() >= -1 and ds.x.max() <= 1 and ds.x.max() > 0.9
+    assert ds.x.dtype == torch.uint8 and ds.x.max() > 230  # stored as image files hold them
+    x = ds.floats()
+    assert x.dtype == torch.float32 and x.min() == -1 and x.max() <= 1 and x.max() > 0.8
     assert ds.num_classes == 10 and set(ds.y.tolist()) == set(range(10))
 
 
@@ -32,8 +34,9 @@ def test_folder_labels_resize_and_corrupt_files(tmp_path, caplog):
         ds = data.load(f"folder:{_folder(tmp_path, corrupt=2)}", img_size=16)
     assert ds.x.shape == (6, 3, 16, 16)
     assert ds.class_names == ["cats", "dogs"] and sorted(ds.y.tolist()) == [0, 0, 0, 1, 1, 1]
-    cats = ds.x[ds.y == 0]
-    assert torch.allclose(cats[:, 0], torch.ones_like(cats[:, 0]), atol=1e-5)  # red channel of red images
+    cats = ds.batch(torch.nonzero(ds.y == 0).flatten())
+    assert torch.equal(cats[:, 0], torch.ones_like(cats[:, 0]))   # red channel of red images
+    assert torch.equal(cats[:, 2], -torch.ones_like(cats[:, 2]))  # no blue
     warnings = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert len(warnings) == 1 and "skipped 2 unreadable" in warnings[0]
 
@@ -80,6 +83,12 @@ def test_offline_and_missing_says_which_files_where(tmp_path, name, files):
     with pytest.raises(UserError) as e:
         data.load(name, str(tmp_path))
     assert files in str(e.value) and str(tmp_path) in str(e.value)
+
+
+def test_fake_images_need_no_file():
+    ds = data.load("fake", img_size=16, channels=3, n_points=40)
+    assert ds.x.shape == (40, 3, 16, 16) and ds.x.dtype == torch.uint8 and ds.y is None
+    assert torch.equal(ds.x, data.load("fake", img_size=16, channels=3, n_points=40).x)  # seed-fixed
 
 
 def test_rings_and_grid():

@@ -7,7 +7,7 @@ import torch.nn as nn
 
 from gankit import augment, config, latent
 from gankit.models import blocks, dcgan, mlp
-from gankit.train import discriminate, ema_update, instance_noise_std, lr_scale
+from gankit.step import discriminate, ema_update, instance_noise_std, lr_scale
 
 
 def test_virtual_batch_norm_output_is_independent_of_the_rest_of_the_batch():

@@ -11,15 +11,85 @@ import os
 import random
 import re
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from gankit.errors import UserError
 
 LATEST = "latest.pt"
+FORMAT = 2  # 1: written by train.py itself; 2: TrainState.capture
 _STEP_FILE = re.compile(r"step-(\d+)\.pt$")
+
+
+def to_cpu(obj):
+    """A copy of a nest of dicts, lists and tensors with every tensor cloned to the CPU: a snapshot that training
+    can go on changing under, for a background writer or a rollback."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
+@dataclass
+class TrainState:
+    """Everything a training run is: G, D, the averaged G, both optimizers, the counters and the RNG states.
+
+    The one owner of a checkpoint's contents: `capture()` makes the dict that is saved (CPU tensors and plain
+    values only, so `torch.load(weights_only=True)` reads it), `restore()` puts a saved dict back, and
+    `generator_from_state()` is how sampling code rebuilds G from one.
+    """
+    G: nn.Module
+    D: nn.Module
+    G_ema: nn.Module | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    config: dict
+    class_names: list[str] = field(default_factory=list)
+    step: int = 0          # generator updates done
+    nimg: int = 0          # real images shown to D, over all processes
+    batches: int = 0       # global batches drawn from the data: where training stands in its epochs
+
+    def capture(self, rng) -> dict:
+        """A CPU snapshot of the whole state; `rng` is rng_state() (or one per process under torchrun)."""
+        return to_cpu({
+            "format": FORMAT,
+            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
+            "G_spec": self.G.spec, "D_spec": self.D.spec,
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "step": self.step, "nimg": self.nimg, "batches": self.batches,
+            "config": self.config, "class_names": list(self.class_names), "rng": rng,
+        })
+
+    def restore(self, state: dict, rank: int = 0, rng: bool = True) -> None:
+        """Load a captured state into the live models and optimizers (and the RNGs, unless rng=False)."""
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(state["G_ema"] if state.get("G_ema") is not None else state["G"])
+        self.step, self.nimg, self.batches = state["step"], state["nimg"], state["batches"]
+        if rng:
+            saved = state["rng"]
+            set_rng_state(saved[rank] if isinstance(saved, list) else saved)
+
+
+def generator_from_state(state: dict, ema: bool = True) -> nn.Module:
+    """G rebuilt from a checkpoint's contents: the averaged weights when the run kept them (and ema is True)."""
+    from gankit.models import generator_from_spec
+
+    G = generator_from_spec(state["G_spec"])
+    use_ema = ema and state.get("G_ema") is not None
+    G.load_state_dict(state["G_ema"] if use_ema else state["G"])
+    return G
 
 
 def save(state: dict, path: Path) -> None:

@@ -75,7 +75,7 @@ def cmd_train(args) -> int:
 
     overrides = _overrides(args)
     if args.resume:
-        from gankit.train import resume_config
+        from gankit.run import resume_config
 
         if args.config:
             raise UserError("train: --resume takes the run's own config; drop --config")
@@ -350,7 +350,7 @@ def cmd_ablate(args) -> int:
     config_mod.load(None, base)
     cells = ablate.build_cells(base, args.vary, args.variant)
     if not name:
-        from gankit.train import numbered
+        from gankit.run import numbered
 
         data = str(base.get("data", "digits")).replace("folder:", "").replace("/", "_")
         name = numbered(out_root, f"ablate-{data}").name

@@ -19,7 +19,7 @@ from gankit.errors import ConfigError, UserError
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "ring", "grid")  # plus "folder:PATH"
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "ring", "grid", "fake")  # plus "folder:PATH"
 POINT_DATASETS = ("ring", "grid")
 MODELS = ("dcgan", "mlp")
 DCGAN_SIZES = (16, 32, 64, 128)
@@ -39,7 +39,7 @@ class Config:
     data_dir: str = _f("data", "where torchvision data sets live (downloaded there when online and missing)")
     img_size: int = _f(32, "square image size in pixels; dcgan: 16, 32, 64 or 128")
     channels: int = _f(0, "image channels: 0 keeps the data set's own, 1 = grayscale, 3 = RGB", (0, 1, 3))
-    n_points: int = _f(50_000, "examples drawn from a 2-D mixture (ring, grid)")
+    n_points: int = _f(50_000, "examples drawn for a generated data set (ring, grid, fake)")
 
     # --- model ---
     model: str = _f("dcgan", "architecture", MODELS)
@@ -96,7 +96,14 @@ class Config:
     # --- run ---
     seed: int = _f(0, "random seed (rank is added under torchrun)")
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
-    amp: bool = _f(False, "mixed precision (bfloat16 autocast) on CUDA")
+    precision: str = _f("auto", "arithmetic of the training step: fp32, bf16 (autocast), or auto = bf16 where the "
+                                "hardware runs it fast (CUDA; CPUs with AMX or AVX512-BF16), else fp32",
+                        ("auto", "fp32", "bf16"))
+    compile: str = _f("off", "torch.compile G and D with this mode (compile time is reported; on CPU it did not pay "
+                             "back in our measurements)", ("off", "default", "reduce-overhead", "max-autotune"))
+    channels_last: bool = _f(True, "dcgan: NHWC memory layout, faster convolutions on CPU and GPU")
+    reuse_fake: bool = _f(True, "G's update reuses the batch G generated for the last D update, as pytorch/examples' "
+                                "dcgan does (one G forward per step instead of two)")
     log_every: int = _f(50, "steps between metric records")
     sample_every: int = _f(500, "steps between sample grids from the fixed noise")
     ckpt_every: int = _f(1000, "steps between checkpoints (one is always written at the end)")
@@ -118,7 +125,9 @@ class Config:
 FIELDS = {f.name: f for f in fields(Config)}
 # Fields that may change when a run is resumed: how long and how it is watched, not what is trained.
 RESUMABLE_FIELDS = ("steps", "log_every", "sample_every", "ckpt_every", "eval_every", "eval_metrics", "eval_n",
-                    "device")
+                    "device", "precision", "compile", "channels_last")
+# Fields of older versions, translated when a saved config is read: amp (bf16 autocast, applied on CUDA only).
+LEGACY_FIELDS = {"amp": lambda v: {"precision": "bf16" if str(v).lower() in ("1", "true", "yes", "on") else "fp32"}}
 
 
 def _unknown(name: str, where: str) -> ConfigError:
@@ -175,8 +184,10 @@ def read_yaml(source: str) -> dict:
         raise UserError(f"config: cannot read {path}: {e}".splitlines()[0]) from None
     if not isinstance(raw, dict):
         raise UserError(f"config: {path} must hold a mapping of field: value")
-    for key in raw:
-        if key not in FIELDS:
+    for key in list(raw):
+        if key in LEGACY_FIELDS:
+            raw.update(LEGACY_FIELDS[key](raw.pop(key)))
+        elif key not in FIELDS:
             raise _unknown(str(key), str(path))
     return raw
 
@@ -187,6 +198,8 @@ def load(source: str | None = None, overrides: dict | None = None) -> Config:
     if source:
         values.update(read_yaml(source))
     values.update(overrides or {})
+    for key in [k for k in values if k in LEGACY_FIELDS]:
+        values.update(LEGACY_FIELDS[key](values.pop(key)))
     cfg = Config(**{k: coerce(k, v) for k, v in values.items()})
     validate(cfg)
     return cfg

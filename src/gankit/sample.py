@@ -90,9 +90,7 @@ class Sampler:
 
 def _from_checkpoint(path: Path, device) -> Sampler:
     state = checkpoint.load(path)
-    G = generator_from_spec(state["G_spec"])
-    G.load_state_dict(state["G_ema"] if state.get("G_ema") is not None else state["G"])
-    G.to(device).eval()
+    G = checkpoint.generator_from_state(state).to(device).eval()
     cfg = state["config"]
     return Sampler(G, cfg["prior"], list(state.get("class_names", [])),
                    {"config": cfg, "step": state.get("step"), "source": str(path), "data": cfg["data"],

@@ -1,28 +1,27 @@
-"""The training loop. `train()` reads top to bottom: set-up, then per step the survey's recipe for D
-(a real minibatch through D, a generated minibatch through D, one update from the gradients of both), then G.
+"""The training loop. `train()` reads top to bottom as the survey's recipe: set-up, then per step one call of
+`Step` (D's updates from a real and a generated minibatch, then G's update through D), then the watching: records,
+pictures, evaluations, checkpoints. The step lives in step.py, the run folder and its files in run.py, the
+checkpoint's contents in checkpoint.py.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import logging
-import math
 import random
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from gankit import checkpoint, data as datasets, distributed, losses, metrics, models, viz
-from gankit.augment import diff_augment
-from gankit.config import RESUMABLE_FIELDS, Config, dump
+from gankit import checkpoint, data as datasets, distributed, metrics, models, run
+from gankit.config import Config, dump
 from gankit.errors import ConfigError, UserError
-from gankit.latent import sample_labels, sample_z
+from gankit.latent import sample_z
 from gankit.sample import Sampler
+from gankit.step import Step, make_optimizers
 
 log = logging.getLogger("gankit")
 
@@ -72,43 +71,6 @@ def _names(csv: str) -> list[str]:
     return [s.strip() for s in csv.split(",") if s.strip()]
 
 
-def new_run_dir(cfg: Config) -> Path:
-    """runs/<name>: an explicit name that exists is an error; a default name is numbered until free."""
-    root = Path(cfg.out)
-    if cfg.name:
-        path = root / cfg.name
-        if path.exists():
-            raise UserError(f"run folder {path} exists; continue it with --resume {path} or choose another --name")
-    else:
-        data = Path(cfg.data[len("folder:"):]).name if cfg.data.startswith("folder:") else cfg.data
-        path = numbered(root, f"{cfg.model}-{'cond-' if cfg.cond != 'none' else ''}{data}")
-    (path / "samples").mkdir(parents=True)
-    (path / "checkpoints").mkdir()
-    return path
-
-
-def numbered(root: Path, stem: str) -> Path:
-    """root/stem, or root/stem-2, root/stem-3, ...: the first that does not exist."""
-    path, i = root / stem, 2
-    while path.exists():
-        path, i = root / f"{stem}-{i}", i + 1
-    return path
-
-
-def resume_config(run_dir: Path, overrides: dict) -> Config:
-    """The saved config of a run, with only the fields that may change on resume overridden."""
-    from gankit import config as config_mod
-
-    saved = config_mod.read_yaml(str(run_dir / "config.yaml")) if (run_dir / "config.yaml").is_file() else None
-    if saved is None:
-        raise UserError(f"resume: {run_dir} is not a run folder (no config.yaml)")
-    for key, value in overrides.items():
-        if key in saved and config_mod.coerce(key, value) != saved[key] and key not in RESUMABLE_FIELDS:
-            raise ConfigError(key, f"cannot change on resume (saved: {saved[key]!r}); only "
-                                   f"{', '.join(RESUMABLE_FIELDS)} may change")
-    return config_mod.load(None, {**saved, **{k: v for k, v in overrides.items() if k in RESUMABLE_FIELDS}})
-
-
 class Batches:
     """Global batch number k of an endless sequence of epochs.
 
@@ -130,79 +92,37 @@ class Batches:
         return self._perm[start: start + self.batch_size]
 
 
-def discriminate(D, x_real, y_real, x_fake, y_fake, batching: str, pack: int = 1):
-    """D's logits for a real and a generated minibatch.
-
-    separate: (1) the real minibatch through D, (2) the generated minibatch through D, each its own batch, so
-    batch norm normalises real and fake with their own statistics, as the survey advises.
-    mixed: one batch holding both, split afterwards.
-    """
-    if batching == "mixed":
-        y = None if y_real is None else torch.cat([y_real, y_fake])
-        logits = D(torch.cat([x_real, x_fake]), y)
-        return logits.split([x_real.shape[0] // pack, x_fake.shape[0] // pack])
-    return D(x_real, y_real), D(x_fake, y_fake)
 
 
-@torch.no_grad()
-def ema_update(G_ema: torch.nn.Module, G: torch.nn.Module, decay: float) -> None:
-    for pe, p in zip(G_ema.parameters(), G.parameters()):
-        pe.lerp_(p, 1 - decay)
-    for be, b in zip(G_ema.buffers(), G.buffers()):  # batch-norm statistics and VBN's reference are copied
-        be.copy_(b)
+def build_models(cfg: Config, data: datasets.Dataset, device: torch.device):
+    """G, D and the averaged G (None without ema_decay) on the device, in NHWC layout when asked."""
+    G, D = models.build(cfg, data.shape)
+    G.to(device), D.to(device)
+    if cfg.channels_last and cfg.model == "dcgan":
+        G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay else None
+    return G, D, G_ema
 
 
-def lr_scale(cfg: Config, step: int) -> float:
-    """1 until lr_decay_start of the run, then linearly down to 0 at the last step."""
-    start = cfg.lr_decay_start * cfg.steps
-    if step < start or cfg.lr_decay_start >= 1:
-        return 1.0
-    return max(0.0, (cfg.steps - step) / (cfg.steps - start))
+def fixed_inputs(cfg: Config, data: datasets.Dataset, G, D, device):
+    """The noise of the sample grids (labels cycle through the classes, one column per class), and virtual batch
+    norm's reference batches, set into G and D. Drawn from their own generator, so they do not depend on the
+    training RNG."""
+    fixed = torch.Generator().manual_seed(cfg.seed)
+    n = cfg.eval_n if data.is_points else cfg.grid_n
+    fixed_z = sample_z(n, cfg.z_dim, cfg.prior, fixed).to(device)
+    fixed_y = (torch.arange(n) % cfg.c_dim).to(device) if cfg.c_dim else None
+    ref_idx = torch.randperm(len(data), generator=fixed)[: cfg.vbn_ref_size].to(device)
+    ref_y = data.y[ref_idx] if cfg.c_dim else None
+    G.set_reference(sample_z(cfg.vbn_ref_size, cfg.z_dim, cfg.prior, fixed).to(device), ref_y)
+    D.set_reference(data.batch(ref_idx), ref_y)
+    return fixed_z, fixed_y
 
 
-def instance_noise_std(cfg: Config, step: int) -> float:
-    """Linear annealing from inst_noise to 0 over inst_noise_steps (default: the whole run)."""
-    span = cfg.inst_noise_steps or cfg.steps
-    return cfg.inst_noise * max(0.0, 1.0 - step / span)
-
-
-class Recorder:
-    """Running means between records, written to metrics.jsonl and TensorBoard on the main process."""
-
-    def __init__(self, run_dir: Path, ctx: distributed.Context, start_step: int):
-        self.ctx, self.sums, self.count = ctx, {}, 0
-        self.file = self.writer = None
-        if ctx.is_main:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.file = open(run_dir / "metrics.jsonl", "a")
-            self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step or None)
-
-    def add(self, **values: float) -> None:
-        for k, v in values.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v)
-        self.count += 1
-
-    def flush(self, step: int, nimg: int, device, extra: dict | None = None) -> dict:
-        row = {k: distributed.mean(v / max(self.count, 1), self.ctx, device) for k, v in self.sums.items()}
-        row.update(extra or {})
-        self.sums, self.count = {}, 0
-        self.write({"step": step, "nimg": nimg, **row})
-        return row
-
-    def write(self, row: dict) -> None:
-        if self.file is None:
-            return
-        self.file.write(json.dumps(row) + "\n")
-        self.file.flush()
-        for k, v in row.items():
-            if k not in ("step", "nimg") and isinstance(v, (int, float)):
-                self.writer.add_scalar(k, v, row["step"])
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.writer.close()
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -211,179 +131,105 @@ class Recorder:
 
 def train(cfg: Config, resume: Path | None = None, progress: bool = True) -> Path:
     """Train G and D as `cfg` says; returns the run folder. With `resume`, continue that run exactly."""
+    # ---- set-up: data, models, optimizers, the state a checkpoint holds -----------------------------------------
     ctx = distributed.init("cuda" if cfg.device.startswith("cuda") or
                            (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
     device = resolve_device(cfg.device, ctx)
     data = load_data(cfg)
     cfg = resolve(cfg, data, ctx.world_size)
     data.to(device)
-    run_dir = Path(resume) if resume else (new_run_dir(cfg) if ctx.is_main else None)
-    run_dir = Path(_broadcast_obj(str(run_dir), ctx))
-    if ctx.is_main:
-        (run_dir / "config.yaml").write_text(dump(cfg))
-
-    seed = cfg.seed + ctx.rank  # each rank draws its own noise
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-    G, D = models.build(cfg, data.shape)
-    G.to(device), D.to(device)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay else None
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(cfg.beta1, cfg.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.d_lr, betas=(cfg.beta1, cfg.beta2))
-    batches = Batches(len(data), cfg.batch_size, cfg.seed, ctx, device)
-    B, c_dim = cfg.batch_size, cfg.c_dim
-
-    # Fixed inputs, drawn from their own generator so they do not depend on the training RNG: the noise of the
-    # sample grids (labels cycle through the classes, one column per class) and virtual batch norm's references.
-    fixed = torch.Generator().manual_seed(cfg.seed)
-    n_fixed = cfg.eval_n if data.is_points else cfg.grid_n
-    fixed_z = sample_z(n_fixed, cfg.z_dim, cfg.prior, fixed).to(device)
-    fixed_y = (torch.arange(n_fixed) % c_dim).to(device) if c_dim else None
-    ref_idx = torch.randperm(len(data), generator=fixed)[: cfg.vbn_ref_size].to(device)
-    ref_y = data.y[ref_idx] if c_dim else None
-    G.set_reference(sample_z(cfg.vbn_ref_size, cfg.z_dim, cfg.prior, fixed).to(device), ref_y)
-    D.set_reference(data.x[ref_idx], ref_y)
-
-    step, nimg, drawn = 0, 0, 0
+    seed_everything(cfg.seed + ctx.rank)  # each rank draws its own noise
+    G, D, G_ema = build_models(cfg, data, device)
+    opt_g, opt_d = make_optimizers(cfg, G, D)
+    state = checkpoint.TrainState(G, D, G_ema, opt_g, opt_d, cfg.to_dict(), list(data.class_names))
+    fixed_z, fixed_y = fixed_inputs(cfg, data, G, D, device)
     if resume:
-        ckpt = checkpoint.load(checkpoint.find(run_dir), map_location=device)
-        G.load_state_dict(ckpt["G"]), D.load_state_dict(ckpt["D"])
-        opt_g.load_state_dict(ckpt["opt_g"]), opt_d.load_state_dict(ckpt["opt_d"])
-        if G_ema is not None:
-            G_ema.load_state_dict(ckpt["G_ema"])
-        step, nimg, drawn = ckpt["step"], ckpt["nimg"], ckpt["batches"]
-        checkpoint.set_rng_state(ckpt["rng"][ctx.rank] if isinstance(ckpt["rng"], list) else ckpt["rng"])
-        if step >= cfg.steps:
-            raise ConfigError("steps", f"the run is already at step {step}; pass a larger --steps to continue it")
+        state.restore(checkpoint.load(checkpoint.find(resume), map_location=device), ctx.rank)
+        if state.step >= cfg.steps:
+            raise ConfigError("steps", f"the run is already at step {state.step}; pass a larger --steps to "
+                                       "continue it")
     else:
         distributed.broadcast_module(G, ctx), distributed.broadcast_module(D, ctx)
         if G_ema is not None:
             G_ema.load_state_dict(G.state_dict())
-
-    rec = Recorder(run_dir, ctx, step)
-    if resume:
-        rec.write({"step": step, "nimg": nimg, "event": "resume"})
-    sampler = Sampler(G_ema or G, cfg.prior, data.class_names, {"config": cfg.to_dict()})
-    use_amp = cfg.amp and device.type == "cuda"
-    bar = _progress(cfg, ctx, nimg, progress)
-
-    def d_input(x: torch.Tensor) -> torch.Tensor:
-        """What D sees: instance noise (annealed) and DiffAugment, applied alike to real and generated data."""
-        sigma = instance_noise_std(cfg, step)
-        if sigma > 0:
-            x = x + sigma * torch.randn_like(x)
-        return diff_augment(x, cfg.diffaug) if cfg.diffaug else x
+    train_step = Step(cfg, G, D, G_ema, opt_g, opt_d, device, ctx)
+    batches = Batches(len(data), cfg.batch_size, cfg.seed, ctx, device)
+    to_layout = (lambda x: x.contiguous(memory_format=torch.channels_last)) if (
+        cfg.channels_last and not data.is_points) else (lambda x: x)
 
     def real_batch():
-        nonlocal drawn
-        idx = batches(drawn)
-        drawn += 1
-        return data.x[idx], (data.y[idx] if c_dim else None)
+        idx = batches(state.batches)
+        state.batches += 1
+        return to_layout(data.batch(idx)), (data.y[idx] if cfg.c_dim else None)
 
-    t_start, last = time.time(), {}
-    while step < cfg.steps:
-        for opt, lr in ((opt_g, cfg.g_lr), (opt_d, cfg.d_lr)):
-            for group in opt.param_groups:
-                group["lr"] = lr * lr_scale(cfg, step)
-        # ---- D: d_steps updates, each the survey's three steps --------------------------------------------------
-        for _ in range(cfg.d_steps):
-            x_real, y_real = real_batch()
-            z, y_fake = sample_z(B, cfg.z_dim, cfg.prior, device=device), sample_labels(B, c_dim, device=device)
-            with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=use_amp):
-                x_fake = G(z, y_fake)
-            xr, xf = d_input(x_real), d_input(x_fake.float())
-            if cfg.r1_gamma:
-                xr.requires_grad_(True)
-            with torch.autocast(device.type, torch.bfloat16, enabled=use_amp):
-                # (1) real minibatch -> D's scores; (2) generated minibatch -> D's scores
-                d_real, d_fake = discriminate(D, xr, y_real, xf, y_fake, cfg.d_batching, cfg.pack)
-                d_real, d_fake = d_real.float(), d_fake.float()
-                loss_d = losses.d_loss(cfg.loss, d_real, d_fake, cfg.label_smooth)
-                penalty = torch.zeros((), device=device)
-                if cfg.r1_gamma:
-                    penalty = penalty + losses.r1_penalty(d_real, xr, cfg.r1_gamma)
-                if cfg.loss == "wgan-gp":
-                    alpha = torch.rand(B, *([1] * (xr.dim() - 1)), device=device)
-                    penalty = penalty + losses.gradient_penalty(lambda x: D(x, y_real).float(), xr, xf,
-                                                                cfg.gp_weight, alpha)
-            opt_d.zero_grad(set_to_none=True)
-            (loss_d + penalty).backward()  # gradients of the real and the generated batch accumulate
-            distributed.average_gradients(D, ctx)
-            opt_d.step()                   # (3) one update of D from both
+    # ---- the run folder: made only now that everything above has worked -------------------------------------
+    run_dir = Path(resume) if resume else (run.new_run_dir(cfg) if ctx.is_main else None)
+    run_dir = Path(_broadcast_obj(str(run_dir), ctx))
+    if ctx.is_main:
+        (run_dir / "config.yaml").write_text(dump(cfg))
+    rec = run.Recorder(run_dir, ctx, state.step)
+    if resume:
+        rec.write({"step": state.step, "nimg": state.nimg, "event": "resume"})
+    writer = run.BackgroundWriter()
+    sampler = Sampler(G_ema or G, cfg.prior, data.class_names, {"config": cfg.to_dict()})
+    bar = run.progress_bar(cfg, ctx, state.step, progress)
 
-        # ---- G: g_steps updates -------------------------------------------------------------------------------------
-        D.requires_grad_(False)  # G's loss flows through D, but D's weights stay out of G's update
-        for _ in range(cfg.g_steps):
-            z, y_fake = sample_z(B, cfg.z_dim, cfg.prior, device=device), sample_labels(B, c_dim, device=device)
-            with torch.autocast(device.type, torch.bfloat16, enabled=use_amp):
-                x_fake = G(z, y_fake).float()
-                if cfg.feature_matching:
-                    _, phi_real = D(d_input(x_real), y_real, with_features=True)
-                    _, phi_fake = D(d_input(x_fake), y_fake, with_features=True)
-                    loss_g = losses.feature_matching(phi_real.float(), phi_fake.float())
-                else:
-                    if cfg.d_batching == "mixed":  # D sees the same kind of batch as in its own update
-                        _, g_fake = discriminate(D, d_input(x_real), y_real, d_input(x_fake), y_fake, "mixed", cfg.pack)
-                    else:
-                        g_fake = D(d_input(x_fake), y_fake)
-                    loss_g = losses.g_loss(cfg.loss, g_fake.float())
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            distributed.average_gradients(G, ctx)
-            opt_g.step()
-        D.requires_grad_(True)
-        if G_ema is not None:
-            ema_update(G_ema, G, cfg.ema_decay)
-
-        step += 1
-        nimg += B * ctx.world_size
-        if not (math.isfinite(loss_d.item()) and math.isfinite(loss_g.item())):
-            raise UserError(f"training diverged at step {step} (loss_d={loss_d.item()}, loss_g={loss_g.item()}); "
-                            f"the last checkpoint is in {run_dir / 'checkpoints'}; try lower g_lr/d_lr")
-        rec.add(loss_d=loss_d.item(), loss_g=loss_g.item(), penalty=penalty.item(),
-                **{"D(x)": torch.sigmoid(d_real).mean().item(), "D(G(z))": torch.sigmoid(d_fake).mean().item()})
-
-        # ---- watching it: records, pictures, evaluations, checkpoints ----------------------------------------------
-        done = step == cfg.steps
-        if step % cfg.log_every == 0 or done:
-            elapsed = time.time() - t_start
-            last = rec.flush(step, nimg, device, {"sec": round(elapsed, 2)})
-            if bar is not None:
-                bar.set_postfix_str(f"D(x) {last['D(x)']:.2f} D(G(z)) {last['D(G(z))']:.2f} "
-                                    f"loss_d {last['loss_d']:.3f} loss_g {last['loss_g']:.3f}")
+    t_start, first, last = time.time(), state.step, {}
+    while state.step < cfg.steps:
+        train_step(real_batch, state.step)  # d_steps updates of D, then g_steps of G (step.py)
+        state.step += 1
+        state.nimg += cfg.batch_size * ctx.world_size
         if bar is not None:
-            bar.update(B * ctx.world_size)
-        if ctx.is_main and (step % cfg.sample_every == 0 or done):
-            _save_pictures(sampler, fixed_z, fixed_y, data, run_dir, step, cfg)
-        eval_due = (cfg.eval_every and step % cfg.eval_every == 0) or done
-        if cfg.eval_metrics and eval_due and ctx.is_main:
+            bar.update(1)
+        if state.step == first + 1 and train_step.compile_seconds is not None and ctx.is_main:
+            log.info(f"compile: the first step took {train_step.compile_seconds:.1f} s, compilation included")
+
+        # ---- watching it: records, pictures, evaluations, checkpoints, off the step's hot path -----------------
+        done = state.step == cfg.steps
+        due_log = state.step % cfg.log_every == 0 or done
+        due_pictures = ctx.is_main and (state.step % cfg.sample_every == 0 or done)
+        due_eval = bool(cfg.eval_metrics) and ctx.is_main and (
+            (cfg.eval_every and state.step % cfg.eval_every == 0) or done)
+        due_ckpt = (cfg.ckpt_every and state.step % cfg.ckpt_every == 0) or done
+        if not (due_log or due_pictures or due_eval or due_ckpt):
+            continue
+        if train_step.tally.nonfinite_updates():  # the one host synchronisation of a watched step
+            raise UserError(f"training diverged before step {state.step}: non-finite losses or gradients (those "
+                            f"updates were skipped); the last checkpoint is in {run_dir / 'checkpoints'}; try "
+                            "lower g_lr/d_lr")
+        if due_log:
+            row = {k: distributed.mean(v, ctx, device) for k, v in train_step.tally.read().items()}
+            last = {**row, "sec": round(time.time() - t_start, 2)}
+            rec.write({"step": state.step, "nimg": state.nimg, **last})
+            if bar is not None:
+                bar.set_postfix_str(f"D(x) {row['D(x)']:.2f} D(G(z)) {row['D(G(z))']:.2f} "
+                                    f"loss_d {row['loss_d']:.3f} loss_g {row['loss_g']:.3f}")
+        if due_pictures:
+            x = run.render_samples(sampler, fixed_z, fixed_y)
+            writer.submit(run.save_pictures, x, data, run_dir, state.step, cfg)
+        if due_eval:
             try:
                 results = _evaluate(sampler, data, cfg, device)
             except Exception as e:  # a broken metric must not cost the run: training and checkpoints go on
-                log.error(f"evaluation at step {step} failed ({type(e).__name__}: {e}); training goes on; "
+                log.error(f"evaluation at step {state.step} failed ({type(e).__name__}: {e}); training goes on; "
                           f"score the checkpoint later with `gankit eval {run_dir}`")
             else:
-                rec.write({"step": step, "nimg": nimg, **{f"eval/{k}": v for k, v in results.items()}})
+                rec.write({"step": state.step, "nimg": state.nimg, **{f"eval/{k}": v for k, v in results.items()}})
                 last.update({f"eval/{k}": v for k, v in results.items()})
-        if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or done:
-            state = {
-                "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict() if G_ema else None,
-                "G_spec": G.spec, "D_spec": D.spec, "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                "step": step, "nimg": nimg, "batches": drawn, "config": cfg.to_dict(),
-                "class_names": list(data.class_names), "rng": _gather_rng(ctx),
-            }
+        if due_ckpt:
+            snapshot = state.capture(_gather_rng(ctx))  # CPU copies: training goes on while the file is written
+            writer.wait()                              # one checkpoint write at a time, in order
             if ctx.is_main:
-                checkpoint.save_step(state, run_dir / "checkpoints", step)
+                writer.submit(checkpoint.save_step, snapshot, run_dir / "checkpoints", state.step)
             distributed.barrier(ctx)
 
+    writer.close()
     if bar is not None:
         bar.close()
     rec.close()
     distributed.shutdown(ctx)
     if ctx.is_main:
-        _print_summary(run_dir, cfg, last)
+        run.print_summary(run_dir, last)
     return run_dir
 
 
@@ -413,28 +259,6 @@ def _gather_rng(ctx: distributed.Context):
     return states
 
 
-def _progress(cfg: Config, ctx: distributed.Context, nimg: int, enabled: bool):
-    if not (enabled and ctx.is_main):
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=cfg.steps * cfg.batch_size * ctx.world_size, initial=nimg, unit="img", unit_scale=True,
-                desc="train", dynamic_ncols=True, mininterval=1.0, file=sys.stderr)
-
-
-def _save_pictures(sampler: Sampler, fixed_z, fixed_y, data, run_dir: Path, step: int, cfg: Config) -> None:
-    was_training = sampler.G.training
-    sampler.G.eval()
-    x = sampler.decode(fixed_z, fixed_y)
-    sampler.G.train(was_training)
-    if data.is_points:
-        viz.save_scatter(x, run_dir / "samples" / f"step-{step:07d}.png", data.modes, data.x[:2500],
-                         title=f"{cfg.data}, step {step}")
-    else:
-        nrow = cfg.c_dim if cfg.c_dim and cfg.c_dim <= 16 else None
-        viz.save_grid(x, run_dir / "samples" / f"step-{step:07d}.png", nrow)
-
-
 def _evaluate(sampler: Sampler, data, cfg: Config, device) -> dict:
     was_training = sampler.G.training
     sampler.G.eval()
@@ -443,15 +267,3 @@ def _evaluate(sampler: Sampler, data, cfg: Config, device) -> dict:
         return metrics.evaluate(_names(cfg.eval_metrics), ctx)
     finally:
         sampler.G.train(was_training)
-
-
-def _print_summary(run_dir: Path, cfg: Config, last: dict) -> None:
-    grids = sorted((run_dir / "samples").glob("step-*.png"))
-    lines = [f"run:         {run_dir}",
-             f"samples:     {grids[-1] if grids else '(none)'}",
-             f"checkpoint:  {run_dir / 'checkpoints' / checkpoint.LATEST}",
-             f"metrics:     {run_dir / 'metrics.jsonl'}  (tensorboard --logdir {run_dir / 'tb'})"]
-    evals = {k: v for k, v in last.items() if k.startswith("eval/")}
-    if evals:
-        lines.append("evaluation:  " + ", ".join(f"{k[5:]} {v:.4g}" for k, v in evals.items()))
-    print("\n".join(lines))

@@ -1,7 +1,8 @@
 """One loader interface for every data set: `load(...)` returns a `Dataset` held as one tensor.
 
-Images are float tensors (N, C, H, W) scaled to [-1, 1] (G ends in tanh); 2-D mixtures are (N, 2) points.
-A data set that fits in memory is moved to the training device once and indexed there, with no DataLoader.
+Images are stored as uint8 (N, C, H, W), as image files hold them (4x less memory than float32), and each batch is
+scaled to [-1, 1] (G ends in tanh) when it is drawn; 2-D mixtures are (N, 2) float points. A data set that fits in
+memory is moved to the training device once and indexed there, with no DataLoader.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from gankit.errors import UserError
 @dataclass
 class Dataset:
     name: str
-    x: torch.Tensor                      # (N, C, H, W) in [-1, 1], or (N, 2) points
+    x: torch.Tensor                      # (N, C, H, W) uint8 images, or (N, 2) float points
     y: torch.Tensor | None = None        # (N,) int64 class labels, when the data set has them
     class_names: list[str] = field(default_factory=list)
     modes: torch.Tensor | None = None    # 2-D mixtures only: true mode centres (K, 2), used by metrics only
@@ -37,6 +38,17 @@ class Dataset:
     def __len__(self) -> int:
         return self.x.shape[0]
 
+    def batch(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """The examples at `idx` (all when None) as float: images scaled to [-1, 1], points as they are."""
+        x = self.x if idx is None else self.x[idx]
+        if x.dtype == torch.uint8:
+            return x.float().div_(127.5).sub_(1.0)
+        return x
+
+    def floats(self) -> torch.Tensor:
+        """The whole data set as float on the CPU (images in [-1, 1]): what the metrics compare samples with."""
+        return self.batch().cpu() if self.x.dtype == torch.uint8 else self.x.detach().cpu()
+
     def to(self, device) -> "Dataset":
         self.x = self.x.to(device)
         self.y = None if self.y is None else self.y.to(device)
@@ -53,7 +65,9 @@ def load(name: str, data_dir: str = "data", img_size: int = 32, channels: int = 
         return images.load_folder(name[len("folder:"):], img_size, channels)
     if name == "digits":
         return images.load_digits(img_size, channels)
+    if name == "fake":
+        return images.load_fake(img_size, channels, n_points)
     if name in images.TORCHVISION_SETS:
         return images.load_torchvision(name, data_dir, img_size, channels)
-    raise UserError(f"data: unknown data set {name!r}; use digits, mnist, fashion-mnist, cifar10, ring, grid "
-                    "or folder:PATH")
+    raise UserError(f"data: unknown data set {name!r}; use digits, mnist, fashion-mnist, cifar10, ring, grid, "
+                    "fake or folder:PATH")

@@ -25,8 +25,11 @@ FASHION_NAMES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "s
 CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-def to_model_range(x: torch.Tensor, img_size: int, channels: int) -> torch.Tensor:
-    """(N, C, H, W) uint8 or [0, 1] float -> float in [-1, 1] at img_size x img_size with the asked channels."""
+def to_stored(x: torch.Tensor, img_size: int, channels: int) -> torch.Tensor:
+    """(N, C, H, W) uint8 or [0, 1] float -> uint8 at img_size x img_size with the asked channels (how a Dataset
+    stores images; Dataset.batch scales them to [-1, 1])."""
+    if x.dtype == torch.uint8 and x.shape[-1] == x.shape[-2] == img_size and channels in (0, x.shape[1]):
+        return x.contiguous()
     x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
     if x.shape[-1] != img_size or x.shape[-2] != img_size:
         x = TF.resize(x, [img_size, img_size], antialias=True).clamp(0, 1)
@@ -34,7 +37,7 @@ def to_model_range(x: torch.Tensor, img_size: int, channels: int) -> torch.Tenso
         x = x.expand(-1, 3, -1, -1)
     elif channels == 1 and x.shape[1] == 3:
         x = TF.rgb_to_grayscale(x)
-    return (x * 2 - 1).contiguous()
+    return (x * 255).round().clamp(0, 255).to(torch.uint8).contiguous()
 
 
 def load_digits(img_size: int, channels: int) -> Dataset:
@@ -44,7 +47,14 @@ def load_digits(img_size: int, channels: int) -> Dataset:
     bunch = sk_digits()
     x = torch.from_numpy(bunch.images).float().unsqueeze(1) / 16.0  # (1797, 1, 8, 8) in [0, 1]
     y = torch.from_numpy(bunch.target).long()
-    return Dataset("digits", to_model_range(x, img_size, channels), y, DIGIT_NAMES)
+    return Dataset("digits", to_stored(x, img_size, channels), y, DIGIT_NAMES)
+
+
+def load_fake(img_size: int, channels: int, n: int) -> Dataset:
+    """Random images that need no file: for smoke runs and `gankit bench` (pytorch/examples' dcgan has the same)."""
+    gen = torch.Generator().manual_seed(1234)
+    x = torch.randint(0, 256, (n, channels or 3, img_size, img_size), dtype=torch.uint8, generator=gen)
+    return Dataset("fake", x)
 
 
 def load_folder(path: str, img_size: int, channels: int) -> Dataset:
@@ -79,7 +89,7 @@ def load_folder(path: str, img_size: int, channels: int) -> Dataset:
         log.warning(f"data: skipped {skipped} unreadable image file(s) of {len(files)} under {root}")
     if not images:
         raise UserError(f"data: none of the {len(files)} image files under {root} could be read")
-    x = to_model_range(torch.stack(images), img_size, 1 if channels == 1 else 3)
+    x = to_stored(torch.stack(images), img_size, 1 if channels == 1 else 3)
     y = torch.tensor(labels, dtype=torch.long) if labelled else None
     return Dataset(f"folder:{root}", x, y, classes if labelled else [])
 
@@ -131,7 +141,7 @@ def load_torchvision(name: str, data_dir: str, img_size: int, channels: int) -> 
             ds = _download(lambda: tvd.CIFAR10(str(root), train=True, download=True), name, root,
                            "cifar-10-python.tar.gz (or its extracted cifar-10-batches-py/ folder)", root)
         x = torch.from_numpy(ds.data).permute(0, 3, 1, 2)  # (50000, 3, 32, 32) uint8
-        return Dataset(name, to_model_range(x, img_size, channels), torch.tensor(ds.targets), CIFAR_NAMES)
+        return Dataset(name, to_stored(x, img_size, channels), torch.tensor(ds.targets), CIFAR_NAMES)
 
     cls, names = (tvd.MNIST, DIGIT_NAMES) if name == "mnist" else (tvd.FashionMNIST, FASHION_NAMES)
     raw = root / cls.__name__ / "raw"  # torchvision's own layout
@@ -147,7 +157,7 @@ def load_torchvision(name: str, data_dir: str, img_size: int, channels: int) -> 
         y = torch.from_numpy(read_idx(pair[1]).astype(np.int64))
         if len(x) != len(y):
             raise UserError(f"data: {pair[0]} holds {len(x)} images but {pair[1]} {len(y)} labels")
-    return Dataset(name, to_model_range(x, img_size, channels), y, names)
+    return Dataset(name, to_stored(x, img_size, channels), y, names)
 
 
 def _download(make, name: str, root: Path, files: str, where: Path):

@@ -18,7 +18,7 @@ def cas_score(x: torch.Tensor, y: torch.Tensor, data, device="cpu") -> float:
     """Train the data set classifier's recipe on (x, y) alone; its accuracy on the real held-out part."""
     _, held = clf.split_indices(len(data))
     model = clf.fit(x, y, data.num_classes, device)
-    return clf.accuracy(model, data.x.detach().cpu()[held], data.y.detach().cpu()[held])
+    return clf.accuracy(model, data.floats()[held], data.y.detach().cpu()[held])
 
 
 def nn_distances(query: torch.Tensor, ref: torch.Tensor, chunk: int = 512, device="cpu") -> torch.Tensor:
@@ -50,7 +50,7 @@ def cas_metric(ctx: EvalContext) -> dict[str, float]:
         floor = real.accuracy       # the same recipe on the same real images: the cached classifier itself
     else:
         pick = train_idx[torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(ctx.seed))[:k]]
-        floor = cas_score(ctx.data.x.detach().cpu()[pick], ctx.data.y.detach().cpu()[pick], ctx.data, ctx.device)
+        floor = cas_score(ctx.data.floats()[pick], ctx.data.y.detach().cpu()[pick], ctx.data, ctx.device)
     return {"cas": cas, "cas_floor": floor, "cas_n": k, "classifier_acc": real.accuracy}
 
 
@@ -63,7 +63,7 @@ def memorization_metric(ctx: EvalContext) -> dict[str, float]:
     # images comes out well below that floor. Distances are RMS over pixels in [-1, 1] (L2 / sqrt(C H W)).
     train_idx, held_idx = clf.split_indices(len(ctx.data))
     h = min(ctx.n, len(held_idx))
-    x_real = ctx.data.x.detach().cpu()
+    x_real = ctx.data.floats()
     ref = x_real[train_idx].flatten(1)                                        # (R, C H W)
     scale = ref.shape[1] ** 0.5
     d_fake = nn_distances(ctx.fake()[0][:h].flatten(1), ref, device=ctx.device) / scale

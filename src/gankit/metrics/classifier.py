@@ -152,7 +152,7 @@ def data_key(data) -> str:
     h = hashlib.sha256()
     h.update(RECIPE.encode())
     h.update(str(tuple(x.shape)).encode())
-    h.update(x.float().numpy().tobytes())
+    h.update(x.numpy().tobytes())
     h.update(data.y.detach().cpu().numpy().tobytes())
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", data.name).strip("_")[-40:]
     return f"{name}-{x.shape[-1]}px-{x.shape[1]}ch-{h.hexdigest()[:16]}"
@@ -174,7 +174,7 @@ def real_classifier(data, device="cpu") -> Classifier:
         except (OSError, RuntimeError, KeyError) as e:
             log.warning(f"metrics: cached classifier {path} unreadable ({e}); training it again")
     train_idx, held_idx = split_indices(len(data))
-    x, y = data.x.detach().cpu(), data.y.detach().cpu()
+    x, y = data.floats(), data.y.detach().cpu()
     log.info(f"metrics: training the {data.name} classifier on {len(train_idx)} real images (first use; cached in "
              f"{path.parent})")
     t0 = time.perf_counter()

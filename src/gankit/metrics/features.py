@@ -118,7 +118,7 @@ def image_sets(ctx) -> dict[str, torch.Tensor]:
         m = sample_count(ctx)
         x_fake, y_fake = ctx.fake()
         perm = torch.randperm(len(ctx.data), generator=torch.Generator().manual_seed(ctx.seed + 1))
-        x_real = ctx.data.x.detach().cpu()
+        x_real = ctx.data.floats()
         ctx.cache["sets"] = {"fake": x_fake[:m].cpu(), "fake_y": None if y_fake is None else y_fake[:m].cpu(),
                              "real_a": x_real[perm[:m]], "real_b": x_real[perm[m: 2 * m]]}
     return ctx.cache["sets"]
