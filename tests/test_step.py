@@ -147,3 +147,32 @@ def test_bf16_and_channels_last_train_to_finite_weights_near_fp32():
     assert torch.isfinite(out["fast"]).all()
     moved = (out["fp32"] - out["fast"]).abs().max().item()
     assert 0 < moved < 0.05  # other arithmetic, the same training: a few steps of lr 2e-4 cannot go far
+
+
+def test_bench_runs_beside_the_reference(cli, tmp_path):
+    out = tmp_path / "b.json"
+    code, text, err = cli("bench", "--data", "fake", "--n_points", 64, "--img_size", 16, "--z_dim", 8, "--g_width", 8,
+                          "--d_width", 8, "--batch_size", 16, "--precision", "bf16", "--reference", "--rounds", 2,
+                          "--timed-steps", 1, "--warmup", 1, "--json", out)
+    assert code == 0, err
+    assert "| gankit |" in text and "| reference fp32 |" in text and "| reference bf16 |" in text
+    import json
+    record = json.loads(out.read_text())
+    assert set(record["results"]) == {"gankit", "reference fp32", "reference bf16"}
+    g = record["results"]["gankit"]
+    assert len(g["sec_per_step"]) == 2 and g["img_per_sec"] > 0 and g["flops"] > 0
+    # the reference computes D's weight gradients in G's update, gankit does not: more FLOPs per step
+    assert record["results"]["reference fp32"]["flops"] > g["flops"]
+    code, _, err = cli("bench", "--model", "mlp", "--data", "ring", "--reference")
+    assert code == 2 and "--reference" in err
+    code, _, err = cli("bench", "--data", "fake", "--json", out)
+    assert code == 2 and "exists" in err
+
+
+def test_compiled_step_trains(tmp_path, cli):
+    from conftest import TINY
+    code, _, err = cli("train", *TINY, "--model", "mlp", "--steps", 3, "--compile", "default", "--out", tmp_path,
+                       "--name", "c")
+    assert code == 0, err
+    state = torch.load(tmp_path / "c" / "checkpoints" / "latest.pt", weights_only=True)
+    assert state["step"] == 3 and all(torch.isfinite(v).all() for v in state["G"].values())

@@ -96,6 +96,46 @@ def cmd_train(args) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# bench
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="how fast the training step runs, beside pytorch/examples' DCGAN loop",
+                       description=(
+        "Steady-state images/s, ms per step, GFLOP per step and per second (torch.utils.flop_counter), the share of "
+        "the machine's measured matmul peak, and peak memory, for any config (the same flags as train). "
+        "--reference runs pytorch/examples' DCGAN step in the same process, alternating rounds with gankit's, and "
+        "prints the ratio. The issue's setup: gankit bench --data fake --img_size 64 --reference"))
+    p.add_argument("--reference", action="store_true", help="also time pytorch/examples' DCGAN loop")
+    p.add_argument("--rounds", type=_positive_int, default=3, help="alternating timed rounds [3]")
+    p.add_argument("--timed-steps", type=_positive_int, default=20, help="steps per timed round [20]")
+    p.add_argument("--warmup", type=_positive_int, default=5, help="untimed steps first [5]")
+    p.add_argument("--json", metavar="FILE.json", help="also write the results here (refused if it exists)")
+    _add_config_flags(p)
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    import json
+
+    from gankit import config as config_mod
+    from gankit.bench import bench, report
+
+    cfg = config_mod.load(args.config, _overrides(args))
+    if args.json and Path(args.json).exists():
+        raise UserError(f"bench: {args.json} exists; choose another file name (nothing is overwritten)")
+    out = bench(cfg, args.timed_steps, args.rounds, args.warmup, args.reference,
+                progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(report(out), end="")
+    if args.json:
+        record = {**out, "config": out["config"].to_dict(),
+                  "results": {k: {"sec_per_step": r.sec_per_step, "img_per_sec": r.img_per_sec, "flops": r.flops,
+                                  "peak_memory": r.memory} for k, r in out["results"].items()}}
+        Path(args.json).write_text(json.dumps(record, indent=1))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # sample
 
 
@@ -375,7 +415,7 @@ def _add_presets(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gankit", description="Train, sample, evaluate and explore GANs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_train, _add_sample, _add_interpolate, _add_arithmetic, _add_export, _add_report,
+    for add in (_add_train, _add_bench, _add_sample, _add_interpolate, _add_arithmetic, _add_export, _add_report,
                 _add_eval, _add_ablate, _add_presets):
         add(sub)
     return parser

@@ -135,6 +135,8 @@ def train(cfg: Config, resume: Path | None = None, progress: bool = True) -> Pat
     ctx = distributed.init("cuda" if cfg.device.startswith("cuda") or
                            (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
     device = resolve_device(cfg.device, ctx)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # shapes are fixed: let cuDNN pick the fastest kernels once
     data = load_data(cfg)
     cfg = resolve(cfg, data, ctx.world_size)
     data.to(device)
