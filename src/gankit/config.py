@@ -19,7 +19,7 @@ from gankit.errors import ConfigError, UserError
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "ring", "grid", "fake")  # plus "folder:PATH"
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "stacked-mnist", "ring", "grid", "fake")  # plus "folder:PATH"
 POINT_DATASETS = ("ring", "grid")
 MODELS = ("dcgan", "mlp")
 DCGAN_SIZES = (16, 32, 64, 128)
@@ -39,7 +39,7 @@ class Config:
     data_dir: str = _f("data", "where torchvision data sets live (downloaded there when online and missing)")
     img_size: int = _f(32, "square image size in pixels; dcgan: 16, 32, 64 or 128")
     channels: int = _f(0, "image channels: 0 keeps the data set's own, 1 = grayscale, 3 = RGB", (0, 1, 3))
-    n_points: int = _f(50_000, "examples drawn for a generated data set (ring, grid, fake)")
+    n_points: int = _f(50_000, "examples drawn for a generated data set (ring, grid, stacked-mnist, fake)")
 
     # --- model ---
     model: str = _f("dcgan", "architecture", MODELS)
@@ -246,6 +246,8 @@ def validate(cfg: Config) -> None:
         _check(cfg.img_size >= 4, "img_size", f"must be >= 4, got {cfg.img_size}")
         for name in ("g_norm", "d_norm"):
             _check(getattr(cfg, name) != "instance", name, "instance norm needs feature maps: use it with dcgan")
+    if cfg.data == "stacked-mnist":
+        _check(cfg.channels in (0, 3), "channels", "stacked-mnist has 3 channels, one MNIST digit each")
     if cfg.is_points:
         _check(cfg.model == "mlp", "model", f"2-D data set {cfg.data} needs model mlp")
         _check(not cfg.diffaug, "diffaug", "DiffAugment works on images, not on 2-D points")

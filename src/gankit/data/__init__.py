@@ -65,9 +65,11 @@ def load(name: str, data_dir: str = "data", img_size: int = 32, channels: int = 
         return images.load_folder(name[len("folder:"):], img_size, channels)
     if name == "digits":
         return images.load_digits(img_size, channels)
+    if name == "stacked-mnist":
+        return images.load_stacked_mnist(data_dir, img_size, n_points)
     if name == "fake":
         return images.load_fake(img_size, channels, n_points)
     if name in images.TORCHVISION_SETS:
         return images.load_torchvision(name, data_dir, img_size, channels)
-    raise UserError(f"data: unknown data set {name!r}; use digits, mnist, fashion-mnist, cifar10, ring, grid, "
-                    "fake or folder:PATH")
+    raise UserError(f"data: unknown data set {name!r}; use digits, mnist, fashion-mnist, cifar10, stacked-mnist, "
+                    "ring, grid, fake or folder:PATH")
