@@ -72,12 +72,16 @@ class Config:
     loss: str = _f("ns", "adversarial loss (ns = non-saturating)", LOSSES)
     gp_weight: float = _f(10.0, "wgan-gp gradient-penalty weight")
     r1_gamma: float = _f(0.0, "R1 penalty weight gamma on real data (Mescheder et al. 2018); 0 = off")
+    r1_every: int = _f(1, "lazy R1 (Karras et al. 2020): the penalty on every r1_every-th step only, weighted "
+                          "r1_every x gamma")
     label_smooth: float = _f(1.0, "one-sided label smoothing: D's target for real examples (1.0 = off)")
     inst_noise: float = _f(0.0, "instance noise: initial std of Gaussian noise on D's inputs; 0 = off")
     inst_noise_steps: int = _f(0, "steps over which instance noise anneals linearly to 0; 0 = the whole run")
     feature_matching: bool = _f(False, "G matches the mean of D's last features on real data (Salimans et al.)")
     diffaug: str = _f("", "DiffAugment policy on D's inputs, comma-separated: color, translation, cutout")
     ema_decay: float = _f(0.0, "exponential moving average of G's weights (e.g. 0.999); 0 = off")
+    ema_rampup: float = _f(0.0, "EMA warm-up (stylegan2-ada): the averaging horizon 1 / (1 - decay) is at most "
+                                "ema_rampup x the steps done, so early weights fade fast; 0 = off")
 
     # --- optimisation ---
     steps: int = _f(2000, "generator updates to train for")
@@ -220,6 +224,7 @@ def validate(cfg: Config) -> None:
     _check(cfg.data in DATASETS or (cfg.data.startswith("folder:") and len(cfg.data) > 7), "data",
            f"unknown data set {cfg.data!r}; use one of {', '.join(DATASETS)} or folder:PATH")
     for name in ("z_dim", "g_width", "d_width", "g_layers", "d_layers", "steps", "batch_size", "d_steps", "g_steps",
+                 "r1_every",
                  "vbn_ref_size", "c_embed_dim", "pack", "grid_n", "eval_n", "n_points", "log_every",
                  "sample_every"):
         _check(getattr(cfg, name) >= 1, name, f"must be a positive integer, got {getattr(cfg, name)}")
@@ -229,7 +234,7 @@ def validate(cfg: Config) -> None:
         _check(getattr(cfg, name) > 0, name, f"must be > 0, got {getattr(cfg, name)}")
     for name in ("beta1", "beta2"):
         _check(0 <= getattr(cfg, name) < 1, name, f"must be in [0, 1), got {getattr(cfg, name)}")
-    for name in ("gp_weight", "r1_gamma", "inst_noise", "slope"):
+    for name in ("gp_weight", "r1_gamma", "inst_noise", "slope", "ema_rampup"):
         _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {getattr(cfg, name)}")
     _check(0 <= cfg.lr_decay_start <= 1, "lr_decay_start", f"must be in [0, 1], got {cfg.lr_decay_start}")
     _check(0 < cfg.label_smooth <= 1, "label_smooth", f"real target must be in (0, 1], got {cfg.label_smooth}")
