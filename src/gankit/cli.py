@@ -26,6 +26,10 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _add_force(p) -> None:
+    p.add_argument("--force", action="store_true", help="replace output files that exist (refused without it)")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -66,6 +70,9 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true",
+                   help="replace the run folder of an existing --name (only a folder holding nothing but gankit's "
+                        "own files)")
     _add_config_flags(p)
     p.set_defaults(func=cmd_train)
 
@@ -79,6 +86,8 @@ def cmd_train(args) -> int:
 
         if args.config:
             raise UserError("train: --resume takes the run's own config; drop --config")
+        if args.force:
+            raise UserError("train: --force replaces a run folder; it cannot go with --resume")
         run_dir = Path(args.resume)
         if not run_dir.is_dir():
             raise UserError(f"resume: {run_dir} is not a folder")
@@ -91,7 +100,7 @@ def cmd_train(args) -> int:
         return 0
     from gankit.train import train
 
-    train(cfg, resume=run_dir, progress=not args.no_progress)
+    train(cfg, resume=run_dir, progress=not args.no_progress, force=args.force)
     return 0
 
 
@@ -111,6 +120,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--timed-steps", type=_positive_int, default=20, help="steps per timed round [20]")
     p.add_argument("--warmup", type=_positive_int, default=5, help="untimed steps first [5]")
     p.add_argument("--json", metavar="FILE.json", help="also write the results here (refused if it exists)")
+    _add_force(p)
     _add_config_flags(p)
     p.set_defaults(func=cmd_bench)
 
@@ -119,11 +129,13 @@ def cmd_bench(args) -> int:
     import json
 
     from gankit import config as config_mod
+    from gankit import outputs
     from gankit.bench import bench, report
 
     cfg = config_mod.load(args.config, _overrides(args))
-    if args.json and Path(args.json).exists():
-        raise UserError(f"bench: {args.json} exists; choose another file name (nothing is overwritten)")
+    if args.json:
+        outputs.check_new("bench", Path(args.json), force=args.force)
+        outputs.writable("bench", outputs.out_folder("bench", Path(args.json).parent))
     out = bench(cfg, args.timed_steps, args.rounds, args.warmup, args.reference,
                 progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(report(out), end="")
@@ -131,7 +143,7 @@ def cmd_bench(args) -> int:
         record = {**out, "config": out["config"].to_dict(),
                   "results": {k: {"sec_per_step": r.sec_per_step, "img_per_sec": r.img_per_sec, "flops": r.flops,
                                   "peak_memory": r.memory} for k, r in out["results"].items()}}
-        Path(args.json).write_text(json.dumps(record, indent=1))
+        outputs.write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     return 0
 
 
@@ -153,13 +165,14 @@ def _add_sample(sub) -> None:
                    help="a numbered PNG sheet to pick samples by index for `gankit arithmetic` (same --seed and --n)")
     p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
+    _add_force(p)
     p.set_defaults(func=cmd_sample)
 
 
 def cmd_sample(args) -> int:
     import torch
 
-    from gankit import viz
+    from gankit import outputs, viz
     from gankit.sample import load_sampler, save_samples
 
     if not 0 < args.truncation <= 1:
@@ -168,27 +181,22 @@ def cmd_sample(args) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     out = Path(args.out)
     if args.class_grid:
-        if out.suffix != ".png" or out.exists():
-            raise UserError(f"sample: --class-grid writes a new FILE.png; got {out}" + (" (exists)" if out.exists() else ""))
-        viz.save_grid(sampler.class_grid(args.n, gen, args.truncation), out, nrow=args.n)
+        if out.suffix != ".png":
+            raise UserError(f"sample: --class-grid writes a FILE.png; got {out}")
+        outputs.check_new("sample", out, force=args.force)
+        outputs.out_folder("sample", out.parent)
+        grid = sampler.class_grid(args.n, gen, args.truncation)
+        outputs.write_atomic(out, lambda tmp: viz.save_grid(grid, tmp, nrow=args.n))
         print(f"{sampler.c_dim} classes x {args.n} samples -> {out}")
         return 0
     if args.sheet:
         from gankit.explore import save_sheet
 
-        save_sheet(sampler, args.n, args.seed, out, args.truncation, args.cls)
+        save_sheet(sampler, args.n, args.seed, out, args.truncation, args.cls, force=args.force)
         print(f"sheet of {args.n} numbered samples (seed {args.seed}) -> {out}")
         return 0
     x, labels = sampler(args.n, generator=gen, truncation=args.truncation, cls=args.cls)
-    if out.suffix == ".png":
-        if out.exists():
-            raise UserError(f"sample: {out} exists; choose another file name (nothing is overwritten)")
-        if sampler.is_points:
-            viz.save_scatter(x, out)
-        else:
-            viz.save_grid(x, out)
-    else:
-        save_samples(sampler, x, labels, out)
+    save_samples(sampler, x, labels, out, force=args.force)
     print(f"{args.n} samples -> {out}")
     return 0
 
@@ -212,6 +220,7 @@ def _add_source_flags(p) -> None:
     p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
     p.add_argument("--truncation", type=_psi, default=1.0, help="pull z towards the prior's centre, psi in (0, 1]")
+    _add_force(p)
 
 
 def _add_interpolate(sub) -> None:
@@ -235,7 +244,7 @@ def cmd_interpolate(args) -> int:
 
     sampler = load_sampler(args.source, args.device, args.checkpoint)
     interp = explore.interpolation(sampler, args.paths, args.steps, args.seed, args.cls, args.truncation)
-    for path in explore.save_interpolation(interp, Path(args.out)):
+    for path in explore.save_interpolation(interp, Path(args.out), force=args.force):
         print(path)
     return 0
 
@@ -267,7 +276,7 @@ def cmd_arithmetic(args) -> int:
     sampler = load_sampler(args.source, args.device, args.checkpoint)
     res = explore.arithmetic(sampler, args.a, args.b, args.c, args.seed, args.sheet_n, args.neighbours, args.noise,
                              args.truncation, args.cls, args.class_n)
-    png, npz = explore.save_arithmetic(res, Path(args.out))
+    png, npz = explore.save_arithmetic(res, Path(args.out), force=args.force)
     print(f"{png}\n{npz}")
     return 0
 
@@ -281,13 +290,14 @@ def _add_export(sub) -> None:
     p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--onnx", action="store_true",
                    help="also DIR/generator.onnx: inputs z (and y), dynamic batch; checked with onnxruntime")
+    _add_force(p)
     p.set_defaults(func=cmd_export)
 
 
 def cmd_export(args) -> int:
     from gankit.export import export
 
-    meta = export(args.source, args.out, args.checkpoint, args.onnx)
+    meta = export(args.source, args.out, args.checkpoint, args.onnx, force=args.force)
     onnx = f", ONNX by the {meta['onnx']['exporter']} exporter" if "onnx" in meta else ""
     print(f"generator of step {meta['step']}{' (EMA)' if meta['ema'] else ''} -> {args.out}{onnx}")
     return 0
@@ -297,14 +307,15 @@ def _add_report(sub) -> None:
     p = sub.add_parser("report", help="one self-contained HTML page: curves, metrics, samples over time, config")
     p.add_argument("run", metavar="RUN_DIR")
     p.add_argument("--out", default=None, metavar="FILE.html",
-                   help="[RUN_DIR/report.html]; an existing file is replaced only if it is a gankit report")
+                   help="[RUN_DIR/report.html]; an existing file is refused unless --force")
+    _add_force(p)
     p.set_defaults(func=cmd_report)
 
 
 def cmd_report(args) -> int:
     from gankit.report import write_report
 
-    print(write_report(args.run, args.out))
+    print(write_report(args.run, args.out, force=args.force))
     return 0
 
 
@@ -326,6 +337,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the latent draws and the real halves [0]")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
     p.add_argument("--list", action="store_true", help="list the metrics and exit")
+    p.add_argument("--force", action="store_true",
+                   help="replace RUN/eval/step-NNNNNNN.json and .md [a second evaluation is numbered: step-N-2]")
     p.set_defaults(func=cmd_eval)
 
 
@@ -341,10 +354,8 @@ def cmd_eval(args) -> int:
     if args.run is None:
         raise UserError("eval: give a run folder (gankit eval RUN_DIR)")
     names = [s.strip() for s in args.metrics.split(",") if s.strip()] if args.metrics else None
-    _, json_path, md_path, table = evaluate_run(args.run, names, args.n, args.checkpoint, args.features, args.seed,
-                                                args.device)
-    print(table, end="")
-    print(f"json: {json_path}\nmarkdown: {md_path}")
+    evaluate_run(args.run, names, args.n, args.checkpoint, args.features, args.seed, args.device,
+                 force=args.force, show=lambda text: print(text, end="", flush=True))
     return 0
 
 
@@ -428,6 +439,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except UserError as e:
         print(f"gankit: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a read-only or full disk, a missing permission: the file system says what and where
+        where = f": {e.filename}" if e.filename else ""
+        what = e.strerror or (str(e).splitlines() or [type(e).__name__])[0]
+        print(f"gankit: error: {what}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)
