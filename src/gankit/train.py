@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from gankit import checkpoint, data as datasets, distributed, metrics, models, run
-from gankit.config import RESUMABLE_FIELDS, Config, dump
+from gankit.config import RESUMABLE_FIELDS, Config, background_rgb, dump
 from gankit.errors import ConfigError, UserError
 from gankit.guard import CollapseAlarm, Divergence
 from gankit.latent import sample_z
@@ -47,7 +47,8 @@ def resolve_device(name: str, ctx: distributed.Context) -> torch.device:
 
 
 def load_data(cfg: Config) -> datasets.Dataset:
-    return datasets.load(cfg.data, cfg.data_dir, cfg.img_size, cfg.channels, cfg.n_points)
+    return datasets.load(cfg.data, cfg.data_dir, cfg.img_size, cfg.channels, cfg.n_points,
+                         background_rgb(cfg.background))
 
 
 def resolve(cfg: Config, data: datasets.Dataset, world_size: int = 1) -> Config:

@@ -60,6 +60,8 @@ def evaluate_run(run: str | Path, names: list[str] | None = None, n: int | None 
     the table before the files are written, so a failed write never loses the results; with force, an earlier
     record of the same step is replaced instead of numbering a new one."""
     from gankit import outputs
+    from gankit import config as config_mod
+    from gankit.config import background_rgb
     from gankit import data as datasets
     from gankit.sample import load_sampler
 
@@ -70,10 +72,13 @@ def evaluate_run(run: str | Path, names: list[str] | None = None, n: int | None 
     outputs.writable("eval", outputs.out_folder("eval", folder))  # before minutes of work, not after
     sampler = load_sampler(run, device, step)
     cfg = sampler.meta["config"]
-    try:
-        data = datasets.load(cfg["data"], cfg["data_dir"], cfg["img_size"], cfg["channels"], cfg["n_points"])
-    except KeyError as e:
-        raise UserError(f"eval: the checkpoint's config has no {e.args[0]}") from None
+    try:  # the checkpoint's config, checked as a config file would be (a crafted one must not reach the loaders)
+        valid = config_mod.load(None, {k: v for k, v in cfg.items()
+                                       if k in config_mod.FIELDS or k in config_mod.LEGACY_FIELDS})
+    except UserError as e:
+        raise UserError(f"eval: the checkpoint's config is not valid ({e})") from None
+    data = datasets.load(valid.data, valid.data_dir, valid.img_size, valid.channels, valid.n_points,
+                         background_rgb(valid.background))
     kind, conditional = ("points" if data.is_points else "image"), bool(sampler.c_dim)
     names = names or default_metrics(kind, conditional)
     check_names(names, kind, conditional, "--metrics")
