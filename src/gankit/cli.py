@@ -30,14 +30,23 @@ def _add_force(p) -> None:
     p.add_argument("--force", action="store_true", help="replace output files that exist (refused without it)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _int_in(lo: int, hi: int, what: str):
+    """An argparse type: an integer in [lo, hi] (counts are bounded so that a typo cannot ask for terabytes)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"expected {what} in {lo}..{hi}, got {value}")
+        return value
+    return parse
+
+
+_positive_int = _int_in(1, 1_000_000, "a positive integer")
+_seed = _int_in(0, 2**32 - 1, "a seed")
+_step = _int_in(0, 10**12, "a step number")
+_index = _int_in(0, 1 << 16, "a class index")
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -156,14 +165,14 @@ def _add_sample(sub) -> None:
     p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("--n", type=_positive_int, default=64, help="number of samples [64]")
     p.add_argument("--out", required=True, help="FILE.npz (images uint8 N x H x W x C), FILE.png (a grid) or a folder")
-    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws [0]")
-    p.add_argument("--class", dest="cls", type=int, default=None, help="conditional models: generate this class")
-    p.add_argument("--truncation", type=float, default=1.0, help="pull z towards the prior's centre, psi in (0, 1]")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the latent draws [0]")
+    p.add_argument("--class", dest="cls", type=_index, default=None, help="conditional models: generate this class")
+    p.add_argument("--truncation", type=_psi, default=1.0, help="pull z towards the prior's centre, psi in (0, 1]")
     p.add_argument("--class-grid", action="store_true",
                    help="conditional models: a PNG with one row per class, the same z down each column (--n columns)")
     p.add_argument("--sheet", action="store_true",
                    help="a numbered PNG sheet to pick samples by index for `gankit arithmetic` (same --seed and --n)")
-    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
     _add_force(p)
     p.set_defaults(func=cmd_sample)
@@ -175,9 +184,12 @@ def cmd_sample(args) -> int:
     from gankit import outputs, viz
     from gankit.sample import load_sampler, save_samples
 
-    if not 0 < args.truncation <= 1:
-        raise UserError(f"sample: --truncation must be in (0, 1], got {args.truncation}")
     sampler = load_sampler(args.source, args.device, args.checkpoint)
+    per_sample = sampler.decode(sampler.z(1), sampler.labels(1, 0 if sampler.c_dim else None)).numel()
+    rows = args.n * (sampler.c_dim if args.class_grid else 1)
+    if rows * per_sample > 2**31:  # the samples are held as float32 on the CPU before they are written
+        raise UserError(f"sample: {rows} samples of {per_sample} values each need more than 8 GB; ask for fewer "
+                        "with --n and draw the rest with other --seed values")
     gen = torch.Generator().manual_seed(args.seed)
     out = Path(args.out)
     if args.class_grid:
@@ -217,7 +229,7 @@ def _psi(text: str) -> float:
 
 def _add_source_flags(p) -> None:
     p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a run folder, a checkpoint or an export folder")
-    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
     p.add_argument("--truncation", type=_psi, default=1.0, help="pull z towards the prior's centre, psi in (0, 1]")
     _add_force(p)
@@ -232,8 +244,8 @@ def _add_interpolate(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG, GIF and NPZ")
     p.add_argument("--paths", type=_positive_int, default=8, help="number of paths [8]")
     p.add_argument("--steps", type=_positive_int, default=10, help="points per path, endpoints included [10]")
-    p.add_argument("--seed", type=int, default=0, help="seed of the endpoints [0]")
-    p.add_argument("--class", dest="cls", type=int, default=None,
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the endpoints [0]")
+    p.add_argument("--class", dest="cls", type=_index, default=None,
                    help="conditional models: the class of every path [one class per path: 0, 1, 2, ...]")
     p.set_defaults(func=cmd_interpolate)
 
@@ -260,11 +272,11 @@ def _add_arithmetic(sub) -> None:
     for g in ("a", "b", "c"):
         p.add_argument(f"--{g}", required=True, metavar="I,J,K|class:K", help=f"group {g.upper()}")
     p.add_argument("--out", required=True, metavar="FILE.png", help="the figure; the vectors go to FILE.npz")
-    p.add_argument("--seed", type=int, default=0, help="the seed the sheet was drawn with [0]")
+    p.add_argument("--seed", type=_seed, default=0, help="the seed the sheet was drawn with [0]")
     p.add_argument("--sheet-n", type=_positive_int, default=64, help="the --n the sheet was drawn with [64]")
-    p.add_argument("--class", dest="cls", type=int, default=None, help="the --class the sheet was drawn with")
+    p.add_argument("--class", dest="cls", type=_index, default=None, help="the --class the sheet was drawn with")
     p.add_argument("--class-n", type=_positive_int, default=4, help="samples in a class:K group [4]")
-    p.add_argument("--neighbours", type=int, default=4, help="samples from noise around the result [4]")
+    p.add_argument("--neighbours", type=_int_in(0, 10_000, "a count"), default=4, help="samples from noise around the result [4]")
     p.add_argument("--noise", type=float, default=0.25, help="neighbours: uniform noise in [-noise, noise] [0.25]")
     p.set_defaults(func=cmd_arithmetic)
 
@@ -287,7 +299,7 @@ def _add_export(sub) -> None:
                                    "kept one); `gankit sample DIR ...` and gankit.sample.load_sampler(DIR) read it.")
     p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("--out", required=True, metavar="DIR", help="the export folder")
-    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--onnx", action="store_true",
                    help="also DIR/generator.onnx: inputs z (and y), dynamic batch; checked with onnxruntime")
     _add_force(p)
@@ -330,11 +342,11 @@ def _add_eval(sub) -> None:
     p.add_argument("run", metavar="RUN_DIR", nargs="?", help="a run folder made by `gankit train`")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (`gankit eval --list` shows them)")
     p.add_argument("--n", type=_positive_int, default=None, help="generated samples [the run's eval_n]")
-    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--features", default="auto",
                    help="image features: classifier (the data set's own CNN), inception, or auto (classifier for "
                         "1-channel data, inception for 3-channel) [auto]")
-    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws and the real halves [0]")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the latent draws and the real halves [0]")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
     p.add_argument("--list", action="store_true", help="list the metrics and exit")
     p.add_argument("--force", action="store_true",
@@ -448,6 +460,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001: only a failed allocation is turned into a line; anything else is a bug
+        text = f"{type(e).__name__}: {e}"
+        if isinstance(e, MemoryError) or "OutOfMemoryError" in text or "can't allocate memory" in text:
+            print(f"gankit: error: out of memory ({text.splitlines()[0][:160]}); ask for less (--n, batch_size, "
+                  "model widths)", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

@@ -76,6 +76,8 @@ def interpolation(sampler: Sampler, paths: int = 8, steps: int = 10, seed: int =
     _image_model(sampler, "interpolate")
     if steps < 2:
         raise UserError(f"interpolate: --steps must be at least 2 (the two endpoints), got {steps}")
+    if paths * steps > 100_000:
+        raise UserError(f"interpolate: {paths} paths x {steps} steps is more than 100,000 images; ask for fewer")
     gen = torch.Generator().manual_seed(seed)
     a, b = sampler.z(paths, gen, truncation), sampler.z(paths, gen, truncation)        # (paths, z_dim) each
     z = interpolate(a, b, steps, sampler.prior)                                         # (steps, paths, z_dim)
