@@ -13,6 +13,7 @@ import os
 import random
 import re
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -222,7 +223,9 @@ def save_step(state: dict, folder: Path, step: int) -> Path:
 def _read(path: Path, map_location="cpu") -> dict:
     """The checked contents of a checkpoint file; a UserError (without the last good one) when it is not intact."""
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on odd pickle protocols: the error below says it all
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001: a truncated, foreign or corrupt file: torch raises many error types
         raise UserError(f"checkpoint: cannot read {path} ({type(e).__name__}); it is truncated, damaged or not a "
                         "gankit checkpoint") from None

@@ -444,18 +444,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(message: str) -> None:
+    """One line on stderr; a path with bytes that are not UTF-8 is shown with escapes rather than failing."""
+    line = " ".join(message.split("\n")[:1]) if message else "unknown error"
+    print("gankit: error: " + line.encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="gankit: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except UserError as e:
-        print(f"gankit: error: {e}", file=sys.stderr)
+        _error(str(e))
         return 2
     except OSError as e:  # a read-only or full disk, a missing permission: the file system says what and where
         where = f": {e.filename}" if e.filename else ""
         what = e.strerror or (str(e).splitlines() or [type(e).__name__])[0]
-        print(f"gankit: error: {what}{where}", file=sys.stderr)
+        _error(f"{what}{where}")
         return 2
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)
@@ -463,8 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001: only a failed allocation is turned into a line; anything else is a bug
         text = f"{type(e).__name__}: {e}"
         if isinstance(e, MemoryError) or "OutOfMemoryError" in text or "can't allocate memory" in text:
-            print(f"gankit: error: out of memory ({text.splitlines()[0][:160]}); ask for less (--n, batch_size, "
-                  "model widths)", file=sys.stderr)
+            _error(f"out of memory ({text.splitlines()[0][:160]}); ask for less (--n, batch_size, model widths)")
             return 2
         raise
 

@@ -206,13 +206,21 @@ def resume_config(run_dir: Path, overrides: dict) -> Config:
 
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"resume: {run_dir} is not a run folder (no config.yaml)")
-    saved = config_mod.read_yaml(str(run_dir / "config.yaml"))
+    try:
+        saved = config_mod.read_yaml(str(run_dir / "config.yaml"))
+    except ConfigError as e:
+        raise UserError(f"resume: {run_dir / 'config.yaml'}: {e}") from None
     for key, value in overrides.items():
         if key not in RESUMABLE_FIELDS and config_mod.coerce(key, value) != config_mod.coerce(
                 key, saved.get(key, config_mod.FIELDS[key].default)):
             raise ConfigError(key, f"cannot change on resume (saved: {saved[key]!r}); only "
                                    f"{', '.join(RESUMABLE_FIELDS)} may change")
-    return config_mod.load(None, {**saved, **{k: v for k, v in overrides.items() if k in RESUMABLE_FIELDS}})
+    try:
+        return config_mod.load(None, {**saved, **{k: v for k, v in overrides.items() if k in RESUMABLE_FIELDS}})
+    except ConfigError as e:
+        if e.field in overrides:
+            raise
+        raise UserError(f"resume: {run_dir / 'config.yaml'} holds a bad value: {e}") from None
 
 
 class Recorder:

@@ -91,7 +91,10 @@ class Sampler:
 
 def _from_checkpoint(path: Path, device) -> Sampler:
     state = checkpoint.load(path)
-    G = checkpoint.generator_from_state(state).to(device).eval()
+    try:
+        G = checkpoint.generator_from_state(state).to(device).eval()
+    except UserError as e:
+        raise UserError(f"{e} (in {path})") from None
     cfg = state["config"]
     if cfg.get("prior") not in ("normal", "uniform", "sphere") or "data" not in cfg:
         raise UserError(f"checkpoint: {path} holds a config without a valid prior or data set")

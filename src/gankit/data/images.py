@@ -66,6 +66,9 @@ def load_fake(img_size: int, channels: int, n: int) -> Dataset:
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 
 
+IMAGE_EXTENSIONS = tuple(IMG_EXTENSIONS) + (".gif",)  # torchvision's list, and GIF (its first frame)
+
+
 class SkippedImage(Exception):
     """A file that is an image but that gankit will not decode; the message says why."""
 
@@ -157,9 +160,9 @@ def load_folder(path: str, img_size: int, channels: int, background: tuple[int, 
     root = Path(path).expanduser()
     if not root.is_dir():
         raise UserError(f"data: folder {root} does not exist (data: folder:PATH needs a folder of images)")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise UserError(f"data: no images under {root} (looked for {', '.join(IMG_EXTENSIONS)})")
+        raise UserError(f"data: no images under {root} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     rel = [p.relative_to(root).parts for p in files]
     classes = sorted({parts[0] for parts in rel if len(parts) > 1})
     labelled = len(classes) >= 2 and all(len(parts) > 1 for parts in rel)
@@ -178,6 +181,9 @@ def load_folder(path: str, img_size: int, channels: int, background: tuple[int, 
             continue
         if labelled:
             labels.append(classes.index(parts[0]))
+    if not images:  # the error says it; no warning line before it
+        odd = f"; {too_odd[0]}" if too_odd else ""
+        raise UserError(f"data: none of the {len(files)} image files under {root} could be read{odd}")
     if skipped:
         log.warning(f"data: skipped {skipped} unreadable image file(s) of {len(files)} under {root}")
     if too_odd:
@@ -187,8 +193,6 @@ def load_folder(path: str, img_size: int, channels: int, background: tuple[int, 
                  "cmyk": "CMYK, converted to RGB", "16-bit": "16-bit, scaled to 8 bits"}
     if notes:
         log.info("data: " + "; ".join(f"{n} {described[k]}" for k, n in notes.items()))
-    if not images:
-        raise UserError(f"data: none of the {len(files)} image files under {root} could be read")
     x = to_stored(torch.stack(images), img_size, 1 if channels == 1 else 3)
     y = torch.tensor(labels, dtype=torch.long) if labelled else None
     return Dataset(f"folder:{root}", x, y, classes if labelled else [])
