@@ -22,7 +22,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        _say(f"{self.prog}: error: {message}")
         raise SystemExit(2)
 
 
@@ -445,9 +445,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _error(message: str) -> None:
-    """One line on stderr; a path with bytes that are not UTF-8 is shown with escapes rather than failing."""
-    line = " ".join(message.split("\n")[:1]) if message else "unknown error"
-    print("gankit: error: " + line.encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
+    _say("gankit: error: " + (message or "unknown error"))
+
+
+def _say(message: str) -> None:
+    """One line on stderr: line breaks and control characters (a CR in a field name) and lone surrogates (bytes of
+    a path that are not UTF-8) are written as escapes."""
+    line = " ".join(message.splitlines())
+    print("".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in line),
+          file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,7 +89,7 @@ def open_image(path: Path, mode: str, background: tuple[int, int, int] = (255, 2
     """
     notes = notes if notes is not None else Counter()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below, by name
+        warnings.simplefilter("ignore")  # the size is checked below, by name; Pillow's notes on odd headers too
         try:
             im = Image.open(path)
         except Image.DecompressionBombError:
@@ -176,7 +176,8 @@ def load_folder(path: str, img_size: int, channels: int, background: tuple[int, 
         except SkippedImage as e:
             too_odd.append(f"{file.name}: {e}")
             continue
-        except (OSError, ValueError, SyntaxError, EOFError, zlib.error):  # what Pillow's decoders raise for bad data
+        except Exception:  # noqa: BLE001: Pillow's decoders raise OSError, ValueError, SyntaxError, IndexError,
+            # struct.error, ... on corrupt data; any of them means this one file is unreadable
             skipped += 1
             continue
         if labelled:
