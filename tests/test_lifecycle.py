@@ -48,11 +48,14 @@ def test_a_failure_before_the_first_checkpoint_leaves_no_folder(tmp_path, cli, m
 
 
 def test_ctrl_c_saves_the_last_clean_state_and_resume_is_exact(tmp_path, cli, monkeypatch):
-    assert cli("train", *TINY, "--steps", 12, "--out", tmp_path, "--name", "full")[0] == 0
+    assert cli("train", *TINY, "--steps", 16, "--out", tmp_path, "--name", "full")[0] == 0
     _fail_at(monkeypatch, 8, KeyboardInterrupt())
-    code, _, err = cli("train", *TINY, "--steps", 12, "--out", tmp_path, "--name", "cut")
-    assert code == 130
+    assert cli("train", *TINY, "--steps", 16, "--out", tmp_path, "--name", "cut")[0] == 130
     assert checkpoint.steps_available(tmp_path / "cut" / "checkpoints") == [5]   # the clean record before step 8
+    monkeypatch.undo()
+    _fail_at(monkeypatch, 13, KeyboardInterrupt())                                   # again, in the resumed run
+    assert cli("train", "--resume", tmp_path / "cut", "--no-progress")[0] == 130
+    assert checkpoint.steps_available(tmp_path / "cut" / "checkpoints") == [5, 10]
     monkeypatch.undo()
     code, _, err = cli("train", "--resume", tmp_path / "cut", "--no-progress")
     assert code == 0, err

@@ -235,7 +235,7 @@ def _loop(cfg: Config, state: checkpoint.TrainState, data, device, ctx, run_dir:
     guard, alarm = Divergence(cfg, state), CollapseAlarm(cfg.collapse_steps, cfg.loss)
     guard.keep(state.capture(_gather_rng(ctx)))  # the first good state: where this process started
     ckpt_dir = run_dir / "checkpoints"
-    last_ckpt = checkpoint.find(run_dir) if resumed and state.step else None
+    last_ckpt = ckpt_dir / f"step-{state.step:07d}.pt" if resumed and state.step else None
     train_step.lr_factor = state.lr_factor
 
     t_start, first, last, last_record = time.time(), state.step, {}, state.step
@@ -328,7 +328,7 @@ def _save_on_interrupt(guard: Divergence, writer, ckpt_dir: Path, last_ckpt: Pat
     checkpoint when it is newer than the last one, so `--resume` goes on exactly from there."""
     if ctx.world_size > 1 or not ctx.is_main or guard.good is None or guard.good_step <= 0:
         return
-    last_step = int(last_ckpt.stem.split("-")[-1]) if last_ckpt else -1
+    last_step = int(last_ckpt.stem.split("-")[-1]) if last_ckpt else -1   # step-NNNNNNN.pt
     if guard.good_step <= last_step:
         return
     try:
