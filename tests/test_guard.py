@@ -123,3 +123,13 @@ def test_collapse_alarm_in_the_log_and_the_records(tmp_path, cli, caplog):
     assert code == 0, err
     assert "D-collapse at step" in caplog.text and "instance noise" in caplog.text
     assert any(r.get("event") == "d_collapse" for r in _rows(tmp_path / "r"))
+
+
+def test_a_checkpoint_with_a_non_finite_weight_is_never_written(tmp_path):
+    from gankit import checkpoint
+    from gankit.errors import UserError
+
+    state = {"G": {"w": torch.tensor([1.0, float("nan")])}, "D": {}, "config": {}, "step": 1}
+    with pytest.raises(UserError, match="G.w holds NaN"):
+        checkpoint.save_step(state, tmp_path, 1)
+    assert not list(tmp_path.iterdir())

@@ -190,6 +190,9 @@ def save(state: dict, path: Path) -> None:
     os.replace is atomic on POSIX and Windows, so a crash leaves either the old file or the new one, never half.
     """
     path = Path(path)
+    bad = nonfinite_parts(state)
+    if bad:  # the loop's guard comes first; this is the last line of defence for any caller
+        raise UserError(f"checkpoint: not writing {path}: {bad[0]} holds NaN or infinity")
     tmp = path.with_name(f".{path.name}.tmp")
     state = {k: v for k, v in state.items() if k != "checksum"}
     state["checksum"] = checksum(state)
