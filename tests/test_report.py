@@ -74,15 +74,17 @@ def test_grids_are_thinned_evenly_with_first_and_last(tmp_path):
     assert steps == sorted(set(steps))
 
 
-def test_report_overwrites_only_its_own_page(runs, tmp_path, cli):
+def test_report_refuses_existing_files_unless_forced(runs, tmp_path, cli):
     mine = tmp_path / "notes.html"
     mine.write_text("<p>my notes</p>")
     code, _, err = cli("report", runs[0], "--out", mine)
-    assert code == 2 and "not a gankit report" in err and mine.read_text() == "<p>my notes</p>"
+    assert code == 2 and "exists; pass --force" in err and mine.read_text() == "<p>my notes</p>"
     page = tmp_path / "r.html"
     assert cli("report", runs[0], "--out", page)[0] == 0
     page.write_text(page.read_text().replace("Samples over time", "EDITED"))
-    assert cli("report", runs[0], "--out", page)[0] == 0                       # its own page is regenerated
+    code, _, err = cli("report", runs[0], "--out", page)                       # the same policy for its own page
+    assert code == 2 and "EDITED" in page.read_text()
+    assert cli("report", runs[0], "--out", page, "--force")[0] == 0
     assert "EDITED" not in page.read_text() and "Samples over time" in page.read_text()
 
 

@@ -1,16 +1,19 @@
 """Checkpoints: the full training state, written atomically, read with weights_only=True.
 
-A checkpoint holds G, D, G_ema, both optimizers, the step, images seen, batches drawn, every RNG state and the
-config, which is what an exact resume needs. Only tensors and plain Python values go in, so `torch.load` never has
-to unpickle code.
+A checkpoint holds G, D, G_ema, both optimizers, the step, images seen, batches drawn, every RNG state, the config
+and the divergence guard's learning-rate factor, which is what an exact resume needs. Only tensors and plain Python
+values go in, so `torch.load` never has to unpickle code. Each file carries a SHA-256 of its contents ("checksum"),
+checked on load: a truncated or altered file is refused with its name and the newest checkpoint that is intact.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from torch import nn
 from gankit.errors import UserError
 
 LATEST = "latest.pt"
-FORMAT = 2  # 1: written by train.py itself; 2: TrainState.capture
+FORMAT = 3  # 1: written by train.py itself; 2: TrainState.capture; 3: with a checksum and the rollback state
 _STEP_FILE = re.compile(r"step-(\d+)\.pt$")
 
 
@@ -55,6 +58,8 @@ class TrainState:
     step: int = 0          # generator updates done
     nimg: int = 0          # real images shown to D, over all processes
     batches: int = 0       # global batches drawn from the data: where training stands in its epochs
+    lr_factor: float = 1.0  # the divergence guard's product of rollback_lr_factor over the rollbacks so far
+    rollbacks: int = 0     # rollbacks so far (guard.py)
 
     def capture(self, rng) -> dict:
         """A CPU snapshot of the whole state; `rng` is rng_state() (or one per process under torchrun)."""
@@ -65,31 +70,118 @@ class TrainState:
             "G_spec": self.G.spec, "D_spec": self.D.spec,
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "step": self.step, "nimg": self.nimg, "batches": self.batches,
+            "lr_factor": self.lr_factor, "rollbacks": self.rollbacks,
             "config": self.config, "class_names": list(self.class_names), "rng": rng,
         })
 
     def restore(self, state: dict, rank: int = 0, rng: bool = True) -> None:
-        """Load a captured state into the live models and optimizers (and the RNGs, unless rng=False)."""
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        """Load a captured state into the live models and optimizers (and the RNGs, unless rng=False). A state that
+        does not fit these models (another architecture, an edited config.yaml) is a UserError naming the part."""
+        parts = [(self.G, "G"), (self.D, "D"), (self.opt_g, "opt_g"), (self.opt_d, "opt_d")]
         if self.G_ema is not None:
-            self.G_ema.load_state_dict(state["G_ema"] if state.get("G_ema") is not None else state["G"])
-        self.step, self.nimg, self.batches = state["step"], state["nimg"], state["batches"]
-        if rng:
-            saved = state["rng"]
-            set_rng_state(saved[rank] if isinstance(saved, list) else saved)
+            parts.append((self.G_ema, "G_ema" if state.get("G_ema") is not None else "G"))
+        for target, key in parts:
+            try:
+                target.load_state_dict(state[key])
+            except (KeyError, ValueError, RuntimeError, TypeError, AttributeError, IndexError) as e:
+                detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise UserError(f"checkpoint: its {key} does not fit the models of this config ({detail[:200]}); "
+                                "was it made with another architecture, or was config.yaml edited?") from None
+        try:
+            self.step, self.nimg, self.batches = int(state["step"]), int(state["nimg"]), int(state["batches"])
+            self.lr_factor, self.rollbacks = float(state.get("lr_factor", 1.0)), int(state.get("rollbacks", 0))
+            if rng:
+                saved = state["rng"]
+                set_rng_state(saved[rank] if isinstance(saved, list) else saved)
+        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
+            raise UserError(f"checkpoint: its counters or RNG states are damaged ({type(e).__name__})") from None
 
 
 def generator_from_state(state: dict, ema: bool = True) -> nn.Module:
     """G rebuilt from a checkpoint's contents: the averaged weights when the run kept them (and ema is True)."""
     from gankit.models import generator_from_spec
 
-    G = generator_from_spec(state["G_spec"])
+    spec = state.get("G_spec")
+    if not isinstance(spec, dict):
+        raise UserError("checkpoint: it holds no generator spec (G_spec), so G cannot be rebuilt")
+    try:
+        check_spec(spec)
+        G = generator_from_spec(spec)
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001: any constructor error of a damaged spec is the file's fault
+        raise UserError(f"checkpoint: its generator spec (G_spec) is not usable ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
     use_ema = ema and state.get("G_ema") is not None
-    G.load_state_dict(state["G_ema"] if use_ema else state["G"])
+    try:
+        G.load_state_dict(state["G_ema"] if use_ema else state["G"])
+    except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
+        raise UserError(f"checkpoint: its generator weights do not fit its spec ({type(e).__name__})") from None
     return G
+
+
+# A spec names constructor arguments; these bound the sizes a crafted file could ask for (config.py's limits).
+_SPEC_LIMITS = {"z_dim": 1 << 14, "width": 1 << 13, "hidden": 1 << 13, "layers": 64, "img_size": 4096,
+                "channels": 4, "c_dim": 1 << 16, "c_embed_dim": 1 << 14, "vbn_ref_size": 1 << 16}
+
+
+def check_spec(spec: dict) -> None:
+    """Refuse a generator spec whose sizes no config allows, before anything is allocated."""
+    for key, value in spec.items():
+        if key in _SPEC_LIMITS and not (isinstance(value, int) and not isinstance(value, bool)
+                                        and 0 <= value <= _SPEC_LIMITS[key]):
+            raise UserError(f"checkpoint: generator spec field {key}={value!r} is out of range")
+        if key == "out_shape" and not (isinstance(value, (list, tuple)) and 0 < len(value) <= 3 and
+                                       all(isinstance(v, int) and 0 < v <= 4096 for v in value)):
+            raise UserError(f"checkpoint: generator spec field out_shape={value!r} is out of range")
+
+
+def all_finite(*modules_or_optimizers) -> bool:
+    """Whether every float weight, buffer (batch-norm statistics) and optimizer moment is finite: one device sync."""
+    flags = []
+    for obj in modules_or_optimizers:
+        if obj is None:
+            continue
+        if isinstance(obj, nn.Module):
+            tensors = list(obj.parameters()) + list(obj.buffers())
+        else:
+            tensors = [v for s in obj.state.values() for v in s.values() if isinstance(v, torch.Tensor)]
+        flags += [torch.isfinite(t).all() for t in tensors if t.is_floating_point() and t.numel()]
+    return bool(torch.stack(flags).all().item()) if flags else True
+
+
+def nonfinite_parts(state: dict) -> list[str]:
+    """Names of the weights in a captured state that hold NaN or infinity (G, D, G_ema and their buffers)."""
+    bad = []
+    for part in ("G", "D", "G_ema"):
+        for name, t in (state.get(part) or {}).items():
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
+                bad.append(f"{part}.{name}")
+    return bad
+
+
+def checksum(obj) -> str:
+    """SHA-256 of a nest of dicts, lists, tensors and plain values, in a fixed order (keys sorted by their repr)."""
+    h = hashlib.sha256()
+
+    def feed(o):
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu().contiguous().reshape(-1)
+            h.update(f"T{t.dtype}{tuple(o.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(o, dict):
+            h.update(f"D{len(o)}".encode())
+            for k in sorted(o, key=repr):
+                h.update(repr(k).encode())
+                feed(o[k])
+        elif isinstance(o, (list, tuple)):
+            h.update(f"L{len(o)}".encode())
+            for v in o:
+                feed(v)
+        else:
+            h.update(f"V{o!r}".encode())
+    feed(obj)
+    return h.hexdigest()
 
 
 def save(state: dict, path: Path) -> None:
@@ -98,7 +190,12 @@ def save(state: dict, path: Path) -> None:
     os.replace is atomic on POSIX and Windows, so a crash leaves either the old file or the new one, never half.
     """
     path = Path(path)
+    bad = nonfinite_parts(state)
+    if bad:  # the loop's guard comes first; this is the last line of defence for any caller
+        raise UserError(f"checkpoint: not writing {path}: {bad[0]} holds NaN or infinity")
     tmp = path.with_name(f".{path.name}.tmp")
+    state = {k: v for k, v in state.items() if k != "checksum"}
+    state["checksum"] = checksum(state)
     try:
         with open(tmp, "wb") as f:
             torch.save(state, f)
@@ -126,17 +223,59 @@ def save_step(state: dict, folder: Path, step: int) -> Path:
     return path
 
 
+def _read(path: Path, map_location="cpu") -> dict:
+    """The checked contents of a checkpoint file; a UserError (without the last good one) when it is not intact."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on odd pickle protocols: the error below says it all
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001: a truncated, foreign or corrupt file: torch raises many error types
+        raise UserError(f"checkpoint: cannot read {path} ({type(e).__name__}); it is truncated, damaged or not a "
+                        "gankit checkpoint") from None
+    if not isinstance(state, dict) or "G" not in state or "config" not in state:
+        raise UserError(f"checkpoint: {path} is not a gankit checkpoint (no generator or config in it)")
+    if "checksum" in state:  # files of format 2 and older have none
+        saved = state.pop("checksum")
+        if saved != checksum(state):
+            raise UserError(f"checkpoint: {path} is damaged (its contents do not match its checksum)")
+    if not isinstance(state.get("config"), dict):
+        raise UserError(f"checkpoint: {path} holds no config")
+    return state
+
+
 def load(path: Path, map_location="cpu") -> dict:
+    """A checkpoint's contents (weights_only, checksum verified). A damaged file's error names the newest intact
+    checkpoint beside it."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint: {path} does not exist")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # a truncated, foreign or corrupt file: torch raises several error types
-        raise UserError(f"checkpoint: cannot read {path} ({type(e).__name__}); is it a gankit checkpoint?") from None
-    if not isinstance(state, dict) or "G" not in state or "config" not in state:
-        raise UserError(f"checkpoint: {path} is not a gankit checkpoint (no generator or config in it)")
-    return state
+        return _read(path, map_location)
+    except UserError as e:
+        good = last_good(path.parent, exclude=path)
+        hint = f"; the newest intact checkpoint is {good}" if good else "; no intact checkpoint beside it"
+        raise UserError(f"{e}{hint}") from None
+
+
+def last_good(folder: Path, exclude: Path | None = None) -> Path | None:
+    """The newest step-NNNNNNN.pt in `folder` that reads and checks, other than `exclude` (and its hard links)."""
+    folder = Path(folder)
+    skip = None
+    if exclude is not None:
+        try:
+            skip = os.stat(exclude).st_ino
+        except OSError:
+            pass
+    for step in reversed(steps_available(folder)):
+        f = folder / f"step-{step:07d}.pt"
+        try:
+            if skip is not None and os.stat(f).st_ino == skip:
+                continue
+            _read(f)
+        except (UserError, OSError):
+            continue
+        return f
+    return None
 
 
 def find(run_or_file: str | Path, step: int | None = None) -> Path:

@@ -22,18 +22,31 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        _say(f"{self.prog}: error: {message}")
         raise SystemExit(2)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _add_force(p) -> None:
+    p.add_argument("--force", action="store_true", help="replace output files that exist (refused without it)")
+
+
+def _int_in(lo: int, hi: int, what: str):
+    """An argparse type: an integer in [lo, hi] (counts are bounded so that a typo cannot ask for terabytes)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"expected {what} in {lo}..{hi}, got {value}")
+        return value
+    return parse
+
+
+_positive_int = _int_in(1, 1_000_000, "a positive integer")
+_seed = _int_in(0, 2**32 - 1, "a seed")
+_step = _int_in(0, 10**12, "a step number")
+_index = _int_in(0, 1 << 16, "a class index")
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -66,6 +79,9 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true",
+                   help="replace the run folder of an existing --name (only a folder holding nothing but gankit's "
+                        "own files)")
     _add_config_flags(p)
     p.set_defaults(func=cmd_train)
 
@@ -79,6 +95,8 @@ def cmd_train(args) -> int:
 
         if args.config:
             raise UserError("train: --resume takes the run's own config; drop --config")
+        if args.force:
+            raise UserError("train: --force replaces a run folder; it cannot go with --resume")
         run_dir = Path(args.resume)
         if not run_dir.is_dir():
             raise UserError(f"resume: {run_dir} is not a folder")
@@ -91,7 +109,7 @@ def cmd_train(args) -> int:
         return 0
     from gankit.train import train
 
-    train(cfg, resume=run_dir, progress=not args.no_progress)
+    train(cfg, resume=run_dir, progress=not args.no_progress, force=args.force)
     return 0
 
 
@@ -111,6 +129,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--timed-steps", type=_positive_int, default=20, help="steps per timed round [20]")
     p.add_argument("--warmup", type=_positive_int, default=5, help="untimed steps first [5]")
     p.add_argument("--json", metavar="FILE.json", help="also write the results here (refused if it exists)")
+    _add_force(p)
     _add_config_flags(p)
     p.set_defaults(func=cmd_bench)
 
@@ -119,11 +138,13 @@ def cmd_bench(args) -> int:
     import json
 
     from gankit import config as config_mod
+    from gankit import outputs
     from gankit.bench import bench, report
 
     cfg = config_mod.load(args.config, _overrides(args))
-    if args.json and Path(args.json).exists():
-        raise UserError(f"bench: {args.json} exists; choose another file name (nothing is overwritten)")
+    if args.json:
+        outputs.check_new("bench", Path(args.json), force=args.force)
+        outputs.writable("bench", outputs.out_folder("bench", Path(args.json).parent))
     out = bench(cfg, args.timed_steps, args.rounds, args.warmup, args.reference,
                 progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(report(out), end="")
@@ -131,7 +152,7 @@ def cmd_bench(args) -> int:
         record = {**out, "config": out["config"].to_dict(),
                   "results": {k: {"sec_per_step": r.sec_per_step, "img_per_sec": r.img_per_sec, "flops": r.flops,
                                   "peak_memory": r.memory} for k, r in out["results"].items()}}
-        Path(args.json).write_text(json.dumps(record, indent=1))
+        outputs.write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     return 0
 
 
@@ -144,51 +165,50 @@ def _add_sample(sub) -> None:
     p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("--n", type=_positive_int, default=64, help="number of samples [64]")
     p.add_argument("--out", required=True, help="FILE.npz (images uint8 N x H x W x C), FILE.png (a grid) or a folder")
-    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws [0]")
-    p.add_argument("--class", dest="cls", type=int, default=None, help="conditional models: generate this class")
-    p.add_argument("--truncation", type=float, default=1.0, help="pull z towards the prior's centre, psi in (0, 1]")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the latent draws [0]")
+    p.add_argument("--class", dest="cls", type=_index, default=None, help="conditional models: generate this class")
+    p.add_argument("--truncation", type=_psi, default=1.0, help="pull z towards the prior's centre, psi in (0, 1]")
     p.add_argument("--class-grid", action="store_true",
                    help="conditional models: a PNG with one row per class, the same z down each column (--n columns)")
     p.add_argument("--sheet", action="store_true",
                    help="a numbered PNG sheet to pick samples by index for `gankit arithmetic` (same --seed and --n)")
-    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
+    _add_force(p)
     p.set_defaults(func=cmd_sample)
 
 
 def cmd_sample(args) -> int:
     import torch
 
-    from gankit import viz
+    from gankit import outputs, viz
     from gankit.sample import load_sampler, save_samples
 
-    if not 0 < args.truncation <= 1:
-        raise UserError(f"sample: --truncation must be in (0, 1], got {args.truncation}")
     sampler = load_sampler(args.source, args.device, args.checkpoint)
+    per_sample = sampler.decode(sampler.z(1), sampler.labels(1, 0 if sampler.c_dim else None)).numel()
+    rows = args.n * (sampler.c_dim if args.class_grid else 1)
+    if rows * per_sample > 2**31:  # the samples are held as float32 on the CPU before they are written
+        raise UserError(f"sample: {rows} samples of {per_sample} values each need more than 8 GB; ask for fewer "
+                        "with --n and draw the rest with other --seed values")
     gen = torch.Generator().manual_seed(args.seed)
     out = Path(args.out)
     if args.class_grid:
-        if out.suffix != ".png" or out.exists():
-            raise UserError(f"sample: --class-grid writes a new FILE.png; got {out}" + (" (exists)" if out.exists() else ""))
-        viz.save_grid(sampler.class_grid(args.n, gen, args.truncation), out, nrow=args.n)
+        if out.suffix != ".png":
+            raise UserError(f"sample: --class-grid writes a FILE.png; got {out}")
+        outputs.check_new("sample", out, force=args.force)
+        outputs.out_folder("sample", out.parent)
+        grid = sampler.class_grid(args.n, gen, args.truncation)
+        outputs.write_atomic(out, lambda tmp: viz.save_grid(grid, tmp, nrow=args.n))
         print(f"{sampler.c_dim} classes x {args.n} samples -> {out}")
         return 0
     if args.sheet:
         from gankit.explore import save_sheet
 
-        save_sheet(sampler, args.n, args.seed, out, args.truncation, args.cls)
+        save_sheet(sampler, args.n, args.seed, out, args.truncation, args.cls, force=args.force)
         print(f"sheet of {args.n} numbered samples (seed {args.seed}) -> {out}")
         return 0
     x, labels = sampler(args.n, generator=gen, truncation=args.truncation, cls=args.cls)
-    if out.suffix == ".png":
-        if out.exists():
-            raise UserError(f"sample: {out} exists; choose another file name (nothing is overwritten)")
-        if sampler.is_points:
-            viz.save_scatter(x, out)
-        else:
-            viz.save_grid(x, out)
-    else:
-        save_samples(sampler, x, labels, out)
+    save_samples(sampler, x, labels, out, force=args.force)
     print(f"{args.n} samples -> {out}")
     return 0
 
@@ -209,9 +229,10 @@ def _psi(text: str) -> float:
 
 def _add_source_flags(p) -> None:
     p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a run folder, a checkpoint or an export folder")
-    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
     p.add_argument("--truncation", type=_psi, default=1.0, help="pull z towards the prior's centre, psi in (0, 1]")
+    _add_force(p)
 
 
 def _add_interpolate(sub) -> None:
@@ -223,8 +244,8 @@ def _add_interpolate(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG, GIF and NPZ")
     p.add_argument("--paths", type=_positive_int, default=8, help="number of paths [8]")
     p.add_argument("--steps", type=_positive_int, default=10, help="points per path, endpoints included [10]")
-    p.add_argument("--seed", type=int, default=0, help="seed of the endpoints [0]")
-    p.add_argument("--class", dest="cls", type=int, default=None,
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the endpoints [0]")
+    p.add_argument("--class", dest="cls", type=_index, default=None,
                    help="conditional models: the class of every path [one class per path: 0, 1, 2, ...]")
     p.set_defaults(func=cmd_interpolate)
 
@@ -235,7 +256,7 @@ def cmd_interpolate(args) -> int:
 
     sampler = load_sampler(args.source, args.device, args.checkpoint)
     interp = explore.interpolation(sampler, args.paths, args.steps, args.seed, args.cls, args.truncation)
-    for path in explore.save_interpolation(interp, Path(args.out)):
+    for path in explore.save_interpolation(interp, Path(args.out), force=args.force):
         print(path)
     return 0
 
@@ -251,11 +272,11 @@ def _add_arithmetic(sub) -> None:
     for g in ("a", "b", "c"):
         p.add_argument(f"--{g}", required=True, metavar="I,J,K|class:K", help=f"group {g.upper()}")
     p.add_argument("--out", required=True, metavar="FILE.png", help="the figure; the vectors go to FILE.npz")
-    p.add_argument("--seed", type=int, default=0, help="the seed the sheet was drawn with [0]")
+    p.add_argument("--seed", type=_seed, default=0, help="the seed the sheet was drawn with [0]")
     p.add_argument("--sheet-n", type=_positive_int, default=64, help="the --n the sheet was drawn with [64]")
-    p.add_argument("--class", dest="cls", type=int, default=None, help="the --class the sheet was drawn with")
+    p.add_argument("--class", dest="cls", type=_index, default=None, help="the --class the sheet was drawn with")
     p.add_argument("--class-n", type=_positive_int, default=4, help="samples in a class:K group [4]")
-    p.add_argument("--neighbours", type=int, default=4, help="samples from noise around the result [4]")
+    p.add_argument("--neighbours", type=_int_in(0, 10_000, "a count"), default=4, help="samples from noise around the result [4]")
     p.add_argument("--noise", type=float, default=0.25, help="neighbours: uniform noise in [-noise, noise] [0.25]")
     p.set_defaults(func=cmd_arithmetic)
 
@@ -267,7 +288,7 @@ def cmd_arithmetic(args) -> int:
     sampler = load_sampler(args.source, args.device, args.checkpoint)
     res = explore.arithmetic(sampler, args.a, args.b, args.c, args.seed, args.sheet_n, args.neighbours, args.noise,
                              args.truncation, args.cls, args.class_n)
-    png, npz = explore.save_arithmetic(res, Path(args.out))
+    png, npz = explore.save_arithmetic(res, Path(args.out), force=args.force)
     print(f"{png}\n{npz}")
     return 0
 
@@ -278,16 +299,17 @@ def _add_export(sub) -> None:
                                    "kept one); `gankit sample DIR ...` and gankit.sample.load_sampler(DIR) read it.")
     p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("--out", required=True, metavar="DIR", help="the export folder")
-    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--onnx", action="store_true",
                    help="also DIR/generator.onnx: inputs z (and y), dynamic batch; checked with onnxruntime")
+    _add_force(p)
     p.set_defaults(func=cmd_export)
 
 
 def cmd_export(args) -> int:
     from gankit.export import export
 
-    meta = export(args.source, args.out, args.checkpoint, args.onnx)
+    meta = export(args.source, args.out, args.checkpoint, args.onnx, force=args.force)
     onnx = f", ONNX by the {meta['onnx']['exporter']} exporter" if "onnx" in meta else ""
     print(f"generator of step {meta['step']}{' (EMA)' if meta['ema'] else ''} -> {args.out}{onnx}")
     return 0
@@ -297,14 +319,15 @@ def _add_report(sub) -> None:
     p = sub.add_parser("report", help="one self-contained HTML page: curves, metrics, samples over time, config")
     p.add_argument("run", metavar="RUN_DIR")
     p.add_argument("--out", default=None, metavar="FILE.html",
-                   help="[RUN_DIR/report.html]; an existing file is replaced only if it is a gankit report")
+                   help="[RUN_DIR/report.html]; an existing file is refused unless --force")
+    _add_force(p)
     p.set_defaults(func=cmd_report)
 
 
 def cmd_report(args) -> int:
     from gankit.report import write_report
 
-    print(write_report(args.run, args.out))
+    print(write_report(args.run, args.out, force=args.force))
     return 0
 
 
@@ -319,13 +342,15 @@ def _add_eval(sub) -> None:
     p.add_argument("run", metavar="RUN_DIR", nargs="?", help="a run folder made by `gankit train`")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (`gankit eval --list` shows them)")
     p.add_argument("--n", type=_positive_int, default=None, help="generated samples [the run's eval_n]")
-    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--features", default="auto",
                    help="image features: classifier (the data set's own CNN), inception, or auto (classifier for "
                         "1-channel data, inception for 3-channel) [auto]")
-    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws and the real halves [0]")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the latent draws and the real halves [0]")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
     p.add_argument("--list", action="store_true", help="list the metrics and exit")
+    p.add_argument("--force", action="store_true",
+                   help="replace RUN/eval/step-NNNNNNN.json and .md [a second evaluation is numbered: step-N-2]")
     p.set_defaults(func=cmd_eval)
 
 
@@ -341,10 +366,8 @@ def cmd_eval(args) -> int:
     if args.run is None:
         raise UserError("eval: give a run folder (gankit eval RUN_DIR)")
     names = [s.strip() for s in args.metrics.split(",") if s.strip()] if args.metrics else None
-    _, json_path, md_path, table = evaluate_run(args.run, names, args.n, args.checkpoint, args.features, args.seed,
-                                                args.device)
-    print(table, end="")
-    print(f"json: {json_path}\nmarkdown: {md_path}")
+    evaluate_run(args.run, names, args.n, args.checkpoint, args.features, args.seed, args.device,
+                 force=args.force, show=lambda text: print(text, end="", flush=True))
     return 0
 
 
@@ -425,17 +448,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(message: str) -> None:
+    _say("gankit: error: " + (message or "unknown error"))
+
+
+def _say(message: str) -> None:
+    """One line on stderr: line breaks and control characters (a CR in a field name) and lone surrogates (bytes of
+    a path that are not UTF-8) are written as escapes."""
+    line = " ".join(message.splitlines())
+    print("".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in line),
+          file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="gankit: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except UserError as e:
-        print(f"gankit: error: {e}", file=sys.stderr)
+        _error(str(e))
+        return 2
+    except OSError as e:  # a read-only or full disk, a missing permission: the file system says what and where
+        where = f": {e.filename}" if e.filename else ""
+        what = e.strerror or (str(e).splitlines() or [type(e).__name__])[0]
+        _error(f"{what}{where}")
         return 2
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001: only a failed allocation is turned into a line; anything else is a bug
+        text = f"{type(e).__name__}: {e}"
+        if isinstance(e, MemoryError) or "OutOfMemoryError" in text or "can't allocate memory" in text:
+            _error(f"out of memory ({text.splitlines()[0][:160]}); ask for less (--n, batch_size, model widths)")
+            return 2
+        raise
 
 
 if __name__ == "__main__":

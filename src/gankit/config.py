@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,8 @@ class Config:
     img_size: int = _f(32, "square image size in pixels; dcgan: 16, 32, 64 or 128")
     channels: int = _f(0, "image channels: 0 keeps the data set's own, 1 = grayscale, 3 = RGB", (0, 1, 3))
     n_points: int = _f(50_000, "examples drawn for a generated data set (ring, grid, stacked-mnist, fake)")
+    background: str = _f("white", "folder images with transparency are composited onto this colour: white, black, "
+                                  "gray or #RRGGBB")
 
     # --- model ---
     model: str = _f("dcgan", "architecture", MODELS)
@@ -96,6 +100,11 @@ class Config:
     g_steps: int = _f(1, "G updates per training step")
     d_batching: str = _f("separate", "real and fake reach D as separate batches (survey) or one mixed batch",
                          ("separate", "mixed"))
+    max_rollbacks: int = _f(3, "divergence guard: non-finite losses or gradients roll training back to the last good "
+                               "state; after this many rollbacks the run stops")
+    rollback_lr_factor: float = _f(0.5, "divergence guard: each rollback multiplies both learning rates by this")
+    collapse_steps: int = _f(200, "D-collapse alarm: warn when D(x) >= 0.95 and D(G(z)) <= 0.05 for this many steps; "
+                                  "0 = off")
 
     # --- run ---
     seed: int = _f(0, "random seed (rank is added under torchrun)")
@@ -127,9 +136,27 @@ class Config:
 
 
 FIELDS = {f.name: f for f in fields(Config)}
-# Fields that may change when a run is resumed: how long and how it is watched, not what is trained.
+# Fields that may change when a run is resumed: how long and how it is watched, not what is trained; and the
+# recovery fields of a run that diverged (learning rates and the divergence guard), which change no shape.
 RESUMABLE_FIELDS = ("steps", "log_every", "sample_every", "ckpt_every", "eval_every", "eval_metrics", "eval_n",
-                    "device", "precision", "compile", "channels_last")
+                    "device", "precision", "compile", "channels_last", "g_lr", "d_lr", "max_rollbacks",
+                    "rollback_lr_factor", "collapse_steps")
+SEED_LIMIT = 2**32  # NumPy's seeds are 32-bit
+_INT_EXACT = 2**53  # above this a float no longer holds every integer: 1e23 is not the integer the user typed
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_MAX = {"z_dim": 1 << 14, "g_width": 1 << 13, "d_width": 1 << 13, "g_layers": 64, "d_layers": 64,
+        "batch_size": 1 << 20, "d_steps": 1000, "g_steps": 1000, "vbn_ref_size": 1 << 16, "c_dim": 1 << 16,
+        "c_embed_dim": 1 << 14, "mbdisc": 1 << 12, "pack": 64, "grid_n": 4096, "eval_n": 10**7, "n_points": 10**8,
+        "steps": 10**12, "img_size": 4096}
+BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0), "gray": (128, 128, 128)}
+
+
+def background_rgb(name: str) -> tuple[int, int, int]:
+    """The RGB triple of a `background` value (validated)."""
+    if name in BACKGROUNDS:
+        return BACKGROUNDS[name]
+    return tuple(int(name[i: i + 2], 16) for i in (1, 3, 5))
 # Fields of older versions, translated when a saved config is read: amp (bf16 autocast, applied on CUDA only).
 LEGACY_FIELDS = {"amp": lambda v: {"precision": "bf16" if str(v).lower() in ("1", "true", "yes", "on") else "fp32"}}
 
@@ -155,16 +182,30 @@ def coerce(name: str, value: Any) -> Any:
                 return False
             raise ConfigError(name, f"expected true or false, got {value!r}")
         try:
-            number = float(text)  # accepts 1e-4 and 2000; an int field also takes 1e3 but not 2.5
-        except ValueError:
+            number = int(text) if kind is int and re.fullmatch(r"[+-]?\d+", text) else float(text)
+        except ValueError:  # int() and float() accept 1e-4 and 2000; an int field also takes 1e3 but not 2.5
             raise ConfigError(name, f"expected {kind.__name__}, got {value!r}") from None
         value = number
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(name, f"expected a finite number, got {value!r}")
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) >= _INT_EXACT:
+            raise ConfigError(name, f"{value} is too large")
         return float(value)
     if kind is int and isinstance(value, float) and value.is_integer():
+        if abs(value) >= _INT_EXACT:
+            raise ConfigError(name, f"{value!r} is too large to be an exact integer")
         return int(value)
     if value is None and kind is str:
         return ""
+    if kind is str and isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a path with bytes that are not UTF-8 (Python keeps them as lone surrogates)
+            raise ConfigError(name, f"{value.encode('utf-8', 'replace').decode()!r} holds bytes that are not UTF-8; "
+                                    "rename it (config.yaml and TensorBoard store UTF-8 text)") from None
+        if "\x00" in value:
+            raise ConfigError(name, "holds a NUL character")
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(name, f"expected {kind.__name__}, got {value!r}")
     return value
@@ -183,8 +224,10 @@ def read_yaml(source: str) -> dict:
             raise UserError(f"config: no file or preset named {source!r}; presets: {', '.join(presets())}")
         path = preset
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise UserError(f"config: {path} is not UTF-8 text (byte {e.start} cannot be decoded)") from None
+    except (OSError, yaml.YAMLError, ValueError, RecursionError) as e:
         raise UserError(f"config: cannot read {path}: {e}".splitlines()[0]) from None
     if not isinstance(raw, dict):
         raise UserError(f"config: {path} must hold a mapping of field: value")
@@ -228,8 +271,15 @@ def validate(cfg: Config) -> None:
                  "vbn_ref_size", "c_embed_dim", "pack", "grid_n", "eval_n", "n_points", "log_every",
                  "sample_every"):
         _check(getattr(cfg, name) >= 1, name, f"must be a positive integer, got {getattr(cfg, name)}")
-    for name in ("c_dim", "mbdisc", "ckpt_every", "eval_every", "inst_noise_steps", "seed"):
+    for name, top in _MAX.items():  # far above any real use; past them a run would only exhaust memory or time
+        _check(getattr(cfg, name) <= top, name, f"must be at most {top}, got {getattr(cfg, name)}")
+    for name in ("c_dim", "mbdisc", "ckpt_every", "eval_every", "inst_noise_steps", "seed", "max_rollbacks",
+                 "collapse_steps"):
         _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {getattr(cfg, name)}")
+    _check(cfg.seed < SEED_LIMIT, "seed", f"must be below 2**32 = {SEED_LIMIT}, got {cfg.seed}")
+    _check(0 < cfg.rollback_lr_factor < 1, "rollback_lr_factor", f"must be in (0, 1), got {cfg.rollback_lr_factor}")
+    _check(cfg.background in BACKGROUNDS or bool(_COLOUR.match(cfg.background)), "background",
+           f"{cfg.background!r} is not one of {', '.join(BACKGROUNDS)} or #RRGGBB")
     for name in ("g_lr", "d_lr"):
         _check(getattr(cfg, name) > 0, name, f"must be > 0, got {getattr(cfg, name)}")
     for name in ("beta1", "beta2"):
@@ -241,8 +291,7 @@ def validate(cfg: Config) -> None:
     _check(0 <= cfg.ema_decay < 1, "ema_decay", f"must be in [0, 1), got {cfg.ema_decay}")
     bad_aug = [op for op in cfg.diffaug.split(",") if op and op not in DIFFAUG_OPS]
     _check(not bad_aug, "diffaug", f"unknown op {','.join(bad_aug)}; use a comma list of {', '.join(DIFFAUG_OPS)}")
-    _check(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"), "device",
-           f"{cfg.device!r} is not one of auto, cpu, cuda, cuda:N")
+    _check(bool(_DEVICE.match(cfg.device)), "device", f"{cfg.device!r} is not one of auto, cpu, cuda, cuda:N")
 
     if cfg.model == "dcgan":
         _check(cfg.img_size in DCGAN_SIZES, "img_size",
@@ -263,7 +312,8 @@ def validate(cfg: Config) -> None:
     _check(cfg.cond != "none" or cfg.c_dim == 0, "c_dim", "a class count needs cond: concat or projection")
     _check(cfg.c_dim != 1, "c_dim", "a conditional model needs at least 2 classes")
     if cfg.name:
-        _check("/" not in cfg.name and cfg.name not in (".", ".."), "name", f"{cfg.name!r} is not a folder name")
+        _check("/" not in cfg.name and "\\" not in cfg.name and cfg.name not in (".", "..") and len(cfg.name) <= 200,
+               "name", f"{cfg.name!r} is not a folder name")
 
 
 def dump(cfg: Config) -> str:

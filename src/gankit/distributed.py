@@ -70,6 +70,15 @@ def mean(value: float, ctx: Context, device) -> float:
     return t.item() / ctx.world_size
 
 
+def all_true(flag: bool, ctx: Context, device) -> bool:
+    """Whether `flag` holds on every rank (so that every rank takes the same branch)."""
+    if ctx.world_size == 1:
+        return flag
+    t = torch.tensor([0.0 if flag else 1.0], device=device)
+    dist.all_reduce(t)
+    return t.item() == 0
+
+
 def barrier(ctx: Context) -> None:
     if ctx.world_size > 1:
         dist.barrier()

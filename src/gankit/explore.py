@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit import viz
+from gankit import outputs, viz
 from gankit.errors import UserError
 from gankit.latent import interpolate, project_to_sphere
 from gankit.sample import Sampler
@@ -26,12 +26,6 @@ from gankit.sample import Sampler
 def _image_model(sampler: Sampler, command: str) -> None:
     if sampler.is_points:
         raise UserError(f"{command}: needs an image model; this run generates 2-D points")
-
-
-def _check_new(command: str, *paths: Path) -> None:
-    for p in paths:
-        if p.exists():
-            raise UserError(f"{command}: {p} exists; choose another name (nothing is overwritten)")
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -51,15 +45,16 @@ def sheet(sampler: Sampler, n: int, seed: int, truncation: float = 1.0, cls: int
 
 
 def save_sheet(sampler: Sampler, n: int, seed: int, out: Path, truncation: float = 1.0,
-               cls: int | None = None) -> Path:
+               cls: int | None = None, force: bool = False) -> Path:
     _image_model(sampler, "sample --sheet")
     out = Path(out)
     if out.suffix != ".png":
         raise UserError(f"sample: --sheet writes a FILE.png, got {out}")
-    _check_new("sample", out)
+    outputs.check_new("sample", out, force=force)
     z, labels, _ = sheet(sampler, n, seed, truncation, cls)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return viz.save_sheet(sampler.decode(z, labels), out)
+    outputs.out_folder("sample", out.parent)
+    images = sampler.decode(z, labels)
+    return outputs.write_atomic(out, lambda tmp: viz.save_sheet(images, tmp))
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -81,6 +76,8 @@ def interpolation(sampler: Sampler, paths: int = 8, steps: int = 10, seed: int =
     _image_model(sampler, "interpolate")
     if steps < 2:
         raise UserError(f"interpolate: --steps must be at least 2 (the two endpoints), got {steps}")
+    if paths * steps > 100_000:
+        raise UserError(f"interpolate: {paths} paths x {steps} steps is more than 100,000 images; ask for fewer")
     gen = torch.Generator().manual_seed(seed)
     a, b = sampler.z(paths, gen, truncation), sampler.z(paths, gen, truncation)        # (paths, z_dim) each
     z = interpolate(a, b, steps, sampler.prior)                                         # (steps, paths, z_dim)
@@ -95,21 +92,21 @@ def interpolation(sampler: Sampler, paths: int = 8, steps: int = 10, seed: int =
     return Interpolation(z, labels, images.view(steps, paths, *images.shape[1:]))
 
 
-def save_interpolation(interp: Interpolation, out_dir: Path) -> tuple[Path, Path, Path]:
+def save_interpolation(interp: Interpolation, out_dir: Path, force: bool = False) -> tuple[Path, Path, Path]:
     """out_dir/interpolation.png (one row per path, the endpoints in the first and last column),
     interpolation.gif (all paths at once, moving along them and back) and interpolation.npz (z, labels)."""
     out_dir = Path(out_dir)
     png, gif, npz = (out_dir / f"interpolation.{ext}" for ext in ("png", "gif", "npz"))
-    _check_new("interpolate", png, gif, npz)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs.check_new("interpolate", png, gif, npz, force=force)
+    outputs.out_folder("interpolate", out_dir)
     steps, paths = interp.z.shape[:2]
     rows = interp.images.transpose(0, 1).reshape(steps * paths, *interp.images.shape[2:])  # path-major
-    viz.grid_image(rows, steps, max(1, 64 // rows.shape[-1])).save(png)
-    viz.save_gif(interp.images, gif, nrow=max(1, math.ceil(math.sqrt(paths))))
+    outputs.write_atomic(png, lambda tmp: viz.grid_image(rows, steps, max(1, 64 // rows.shape[-1])).save(tmp))
+    outputs.write_atomic(gif, lambda tmp: viz.save_gif(interp.images, tmp, nrow=max(1, math.ceil(math.sqrt(paths)))))
     arrays = {"z": interp.z.numpy()}
     if interp.labels is not None:
         arrays["labels"] = interp.labels.numpy()
-    np.savez_compressed(npz, **arrays)
+    outputs.write_atomic(npz, lambda tmp: np.savez_compressed(tmp, **arrays))
     return png, gif, npz
 
 
@@ -215,8 +212,9 @@ def arithmetic(sampler: Sampler, a: str, b: str, c: str, seed: int = 0, sheet_n:
     For the sphere prior every decoded vector (means, result, neighbours) is projected back onto the sphere.
     """
     _image_model(sampler, "arithmetic")
-    if neighbours < 0 or noise < 0:
-        raise UserError("arithmetic: --neighbours and --noise must not be negative")
+    if neighbours < 0 or not (math.isfinite(noise) and noise >= 0):
+        raise UserError(f"arithmetic: --neighbours and --noise must not be negative (nor non-finite), got {neighbours} "
+                        f"and {noise}")
     specs = [parse_group(t, name, sheet_n, sampler.c_dim) for t, name in ((a, "A"), (b, "B"), (c, "C"))]
     sheet_z, sheet_y, gen = sheet(sampler, sheet_n, seed, truncation, cls)
     groups = []
@@ -245,15 +243,15 @@ def arithmetic(sampler: Sampler, a: str, b: str, c: str, seed: int = 0, sheet_n:
     return Arithmetic(groups, means, result_z, neighbours_z, mean_e, result_e, members, mean_images, result_images)
 
 
-def save_arithmetic(res: Arithmetic, out: Path) -> tuple[Path, Path]:
+def save_arithmetic(res: Arithmetic, out: Path, force: bool = False) -> tuple[Path, Path]:
     """FILE.png: one row per group (its members, a gap, its decoded mean), then a row with the neighbours, a gap
     and the result, so the means and the result share the last column. FILE.npz: the vectors behind it."""
     out = Path(out)
     if out.suffix != ".png":
         raise UserError(f"arithmetic: --out must be a FILE.png (the vectors go beside it as FILE.npz), got {out}")
     npz = out.with_suffix(".npz")
-    _check_new("arithmetic", out, npz)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    outputs.check_new("arithmetic", out, npz, force=force)
+    outputs.out_folder("arithmetic", out.parent)
     gap = torch.ones_like(res.mean_images[:1])                              # a white cell, (1, C, H, W)
     k = max([m.shape[0] for m in res.member_images] + [res.result_images.shape[0] - 1])
 
@@ -262,12 +260,13 @@ def save_arithmetic(res: Arithmetic, out: Path) -> tuple[Path, Path]:
 
     rows = [row(m, res.mean_images[i: i + 1]) for i, m in enumerate(res.member_images)]
     rows.append(row(res.result_images[1:], res.result_images[:1]))
-    viz.save_rows(rows, out, [f"{g.name}: {g.spec}" for g in res.groups] + ["A - B + C"])
+    outputs.write_atomic(out, lambda tmp: viz.save_rows(rows, tmp, [f"{g.name}: {g.spec}" for g in res.groups]
+                                                        + ["A - B + C"]))
     arrays = {f"{g.name.lower()}_z": g.z.numpy() for g in res.groups}
     arrays.update({f"{g.name.lower()}_labels": g.labels.numpy() for g in res.groups if g.labels is not None})
     arrays.update(means=res.means.numpy(), result=res.result_z.numpy(), neighbours=res.neighbours_z.numpy(),
                   groups=np.array([g.spec for g in res.groups]))
     if res.result_embed is not None:
         arrays.update(mean_embeds=res.mean_embeds.numpy(), result_embed=res.result_embed.numpy())
-    np.savez_compressed(npz, **arrays)
+    outputs.write_atomic(npz, lambda tmp: np.savez_compressed(tmp, **arrays))
     return out, npz

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from gankit import __version__
+from gankit import __version__, outputs
 from gankit.errors import UserError
 from gankit.sample import EXPORT_META, EXPORT_WEIGHTS, load_sampler
 
@@ -110,25 +110,31 @@ def check_onnx(G: torch.nn.Module, path: Path) -> float:
     return worst
 
 
-def export(source: str | Path, out: str | Path, step: int | None = None, onnx: bool = False) -> dict:
+def export(source: str | Path, out: str | Path, step: int | None = None, onnx: bool = False,
+           force: bool = False) -> dict:
     """Export the generator of a run folder or checkpoint (the latest, or the checkpoint of `step`) to `out`.
     Returns the metadata written to generator.json."""
     src, out = Path(source), Path(out)
     if src.is_dir() and (src / EXPORT_META).is_file():
         raise UserError(f"export: {src} is already an export; copy the folder instead")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"export: {out} is a file; --out names a folder")
     files = [out / EXPORT_WEIGHTS, out / EXPORT_META] + ([out / EXPORT_ONNX] if onnx else [])
     taken = [f.name for f in files if f.exists()]
-    if taken:
-        raise UserError(f"export: {out} already holds {', '.join(taken)}; choose another folder "
-                        f"(nothing is overwritten)")
+    if taken and not force:
+        raise UserError(f"export: {out} already holds {', '.join(taken)}; pass --force to replace them "
+                        f"(nothing is overwritten without it)")
+    outputs.check_new("export", *files, force=force)
     sampler = load_sampler(src, "cpu", step)
     G = sampler.G
     with torch.no_grad():  # the output shape, from one sample rather than per-architecture rules
         shape = list(G(*_example(G, 1, 0)).shape[1:])
-    out.mkdir(parents=True, exist_ok=True)
+    outputs.out_folder("export", out)
+    if force:  # the marker of a whole export goes first, so a failure below leaves no export that looks whole
+        (out / EXPORT_META).unlink(missing_ok=True)
     # safetensors wants contiguous tensors that share no memory; a state_dict of G satisfies that once contiguous
-    save_file({k: v.detach().contiguous() for k, v in G.state_dict().items()}, str(out / EXPORT_WEIGHTS),
-              metadata={"format": "pt"})
+    weights = {k: v.detach().contiguous() for k, v in G.state_dict().items()}
+    outputs.write_atomic(out / EXPORT_WEIGHTS, lambda tmp: save_file(weights, str(tmp), metadata={"format": "pt"}))
     cfg = sampler.meta.get("config", {})
     meta = {
         "format": "gankit-generator", "format_version": 1, "gankit_version": __version__,
@@ -138,7 +144,9 @@ def export(source: str | Path, out: str | Path, step: int | None = None, onnx: b
         "data": sampler.meta.get("data"), "config": cfg,
     }
     if onnx:
-        meta["onnx"] = export_onnx(G, out / EXPORT_ONNX, "points" if meta["is_points"] else "images")
+        meta["onnx"] = {}
+        outputs.write_atomic(out / EXPORT_ONNX, lambda tmp: meta["onnx"].update(
+            export_onnx(G, tmp, "points" if meta["is_points"] else "images")))
     tmp = out / f".{EXPORT_META}.tmp"
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp, out / EXPORT_META)

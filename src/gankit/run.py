@@ -1,13 +1,23 @@
-"""A run's folder and what is written into it: naming, the resume policy, the metric records (metrics.jsonl and
-TensorBoard), sample pictures, the final summary, and a background writer that keeps file writes off the training
-step.
+"""A run's folder and what is written into it: naming, the lock, the resume policy, the metric records
+(metrics.jsonl and TensorBoard), sample pictures, the final summary, and a background writer that keeps file writes
+off the training step.
 
     runs/<name>/config.yaml  samples/step-NNNNNNN.png  checkpoints/step-NNNNNNN.pt + latest.pt  metrics.jsonl  tb/
+
+The folder's life: it is made only once set-up (data, models, optimizers, the checkpoint of a resume) has worked,
+and held with an exclusive lock while a process trains in it (`RunFolder`). A run that fails before its first
+checkpoint removes its folder; one that cannot (kill -9, power loss) leaves a "failed start": a folder of gankit's
+own files with no checkpoint and no process holding it, which `--resume` starts again from step 0 and which a new
+run of the same name takes over.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
+import shutil
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -18,9 +28,21 @@ from gankit import checkpoint, distributed, viz
 from gankit.config import RESUMABLE_FIELDS, Config
 from gankit.errors import ConfigError, UserError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; a second process on one run is not detected there
+    fcntl = None
+
+log = logging.getLogger("gankit")
+# What gankit writes into a run folder before its first checkpoint: a folder holding only these (and no checkpoint)
+# is a failed start. Anything else in it (a user's file) makes it a folder gankit never takes over.
+START_FILES = {"config.yaml", "metrics.jsonl", "samples", "checkpoints", "tb"}
+RUN_FILES = START_FILES | {"eval", "report.html"}
+
 
 def default_name(cfg: Config) -> str:
     data = Path(cfg.data[len("folder:"):]).name if cfg.data.startswith("folder:") else cfg.data
+    data = re.sub(r"[^\w.+-]+", "_", data).strip("._") or "folder"  # a folder's name may hold anything
     return f"{cfg.model}-{'cond-' if cfg.cond != 'none' else ''}{data}"
 
 
@@ -32,32 +54,173 @@ def numbered(root: Path, stem: str) -> Path:
     return path
 
 
-def new_run_dir(cfg: Config) -> Path:
-    """runs/<name>: an explicit name that exists is an error; a default name is numbered until free."""
-    root = Path(cfg.out)
-    if cfg.name:
-        path = root / cfg.name
-        if path.exists():
-            raise UserError(f"run folder {path} exists; continue it with --resume {path} or choose another --name")
-    else:
-        path = numbered(root, default_name(cfg))
-    (path / "samples").mkdir(parents=True)
-    (path / "checkpoints").mkdir()
-    return path
+def has_checkpoint(path: Path) -> bool:
+    folder = Path(path) / "checkpoints"
+    return folder.is_dir() and (bool(checkpoint.steps_available(folder)) or (folder / checkpoint.LATEST).exists())
+
+
+def foreign_entries(path: Path, allowed: set[str]) -> list[str]:
+    """Entries of a run folder that gankit does not write there (samples/ holds only step-*.png)."""
+    foreign = [p.name for p in Path(path).iterdir() if p.name not in allowed]
+    samples = Path(path) / "samples"
+    if samples.is_dir():
+        foreign += [f"samples/{p.name}" for p in samples.iterdir() if not re.fullmatch(r"step-\d+\.png", p.name)]
+    return sorted(foreign)
+
+
+def is_failed_start(path: Path) -> bool:
+    """A folder that a run made and left before its first checkpoint (killed, or out of power)."""
+    path = Path(path)
+    return (path.is_dir() and not path.is_symlink() and not has_checkpoint(path)
+            and not foreign_entries(path, START_FILES))
+
+
+class RunFolder:
+    """A run folder held by this process.
+
+    The lock is flock() on the folder itself: the kernel releases it when the process ends, however it ends, so a
+    lock never outlives its process and no stale lock file is ever left to clean up.
+    """
+
+    def __init__(self, path: Path, fd: int | None, fresh: bool):
+        self.path, self.fd, self.fresh = Path(path), fd, fresh
+
+    @staticmethod
+    def _lock(path: Path) -> int | None:
+        if fcntl is None:
+            return None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise UserError(f"run folder {path} is in use by another gankit process; wait for it to end or "
+                            "choose another --name") from None
+        return fd
+
+    @classmethod
+    def existing(cls, path: Path) -> "RunFolder":
+        """Hold an existing run (for --resume): takes the lock, writes nothing."""
+        path = Path(path)
+        if not path.is_dir():
+            raise UserError(f"resume: {path} is not a folder")
+        return cls(path, cls._lock(path), fresh=False)
+
+    @classmethod
+    def create(cls, cfg: Config, force: bool = False) -> "RunFolder":
+        """runs/<name>, locked. An explicit name that holds a run is an error (or, with force, the run is
+        replaced when the folder holds only gankit's files); a failed start is taken over; a default name is
+        numbered until free."""
+        root = Path(cfg.out)
+        if root.exists() and not root.is_dir():
+            raise ConfigError("out", f"{root} is a file, not a folder")
+        root.mkdir(parents=True, exist_ok=True)
+        if cfg.name:
+            folder = cls._claim(root / cfg.name, force, explicit=True)
+            if folder is None:
+                raise UserError(f"run folder {root / cfg.name} exists; continue it with --resume {root / cfg.name}, "
+                                "choose another --name, or pass --force to replace it")
+            return folder
+        stem, i = default_name(cfg), 1
+        while True:
+            folder = cls._claim(root / (stem if i == 1 else f"{stem}-{i}"), False, explicit=False)
+            if folder is not None:
+                return folder
+            i += 1
+
+    @classmethod
+    def _claim(cls, path: Path, force: bool, explicit: bool) -> "RunFolder | None":
+        """This folder made (or taken over) and locked, or None when it is taken."""
+        try:
+            path.mkdir()
+        except FileExistsError:
+            pass
+        else:
+            folder = cls(path, cls._lock(path), fresh=True)
+            folder._layout()
+            return folder
+        if not path.is_dir() or path.is_symlink():
+            if explicit:
+                raise UserError(f"run folder {path} exists and is not a folder; choose another --name")
+            return None
+        try:
+            fd = cls._lock(path)
+        except UserError:
+            if explicit:
+                raise
+            return None
+        folder = cls(path, fd, fresh=True)
+        if is_failed_start(path):
+            log.info(f"run folder {path}: taking over a failed start (no checkpoint, no process holding it)")
+        elif explicit and force:
+            foreign = foreign_entries(path, RUN_FILES)
+            if foreign:
+                folder.close()
+                raise UserError(f"run folder {path} holds files gankit did not write ({', '.join(foreign[:3])}); "
+                                "--force replaces only gankit's own run folders; choose another --name")
+            log.warning(f"run folder {path}: replacing the run in it (--force)")
+        else:
+            folder.close()
+            return None
+        folder.clear()
+        folder._layout()
+        return folder
+
+    def _layout(self) -> None:
+        (self.path / "samples").mkdir(exist_ok=True)
+        (self.path / "checkpoints").mkdir(exist_ok=True)
+
+    def clear(self) -> None:
+        """Remove what gankit wrote into the folder (never anything else: callers have checked the entries)."""
+        for name in RUN_FILES:
+            p = self.path / name
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
+
+    def restart(self) -> None:
+        """--resume of a failed start: its records and pictures are dropped, config.yaml stays until rewritten."""
+        for name in ("metrics.jsonl", "tb", "samples"):
+            p = self.path / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+        self._layout()
+
+    def abandon(self) -> None:
+        """After a failure: a run made here that wrote no checkpoint leaves no folder behind."""
+        if self.fresh and not has_checkpoint(self.path) and not foreign_entries(self.path, START_FILES):
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the lock
+            self.fd = None
 
 
 def resume_config(run_dir: Path, overrides: dict) -> Config:
     """The saved config of a run, with only the fields that may change on resume overridden."""
     from gankit import config as config_mod
 
-    saved = config_mod.read_yaml(str(run_dir / "config.yaml")) if (run_dir / "config.yaml").is_file() else None
-    if saved is None:
+    if not (run_dir / "config.yaml").is_file():
         raise UserError(f"resume: {run_dir} is not a run folder (no config.yaml)")
+    try:
+        saved = config_mod.read_yaml(str(run_dir / "config.yaml"))
+    except ConfigError as e:
+        raise UserError(f"resume: {run_dir / 'config.yaml'}: {e}") from None
     for key, value in overrides.items():
-        if key in saved and config_mod.coerce(key, value) != saved[key] and key not in RESUMABLE_FIELDS:
+        if key not in RESUMABLE_FIELDS and config_mod.coerce(key, value) != config_mod.coerce(
+                key, saved.get(key, config_mod.FIELDS[key].default)):
             raise ConfigError(key, f"cannot change on resume (saved: {saved[key]!r}); only "
                                    f"{', '.join(RESUMABLE_FIELDS)} may change")
-    return config_mod.load(None, {**saved, **{k: v for k, v in overrides.items() if k in RESUMABLE_FIELDS}})
+    try:
+        return config_mod.load(None, {**saved, **{k: v for k, v in overrides.items() if k in RESUMABLE_FIELDS}})
+    except ConfigError as e:
+        if e.field in overrides:
+            raise
+        raise UserError(f"resume: {run_dir / 'config.yaml'} holds a bad value: {e}") from None
 
 
 class Recorder:

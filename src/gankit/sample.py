@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from gankit import checkpoint, viz
+from gankit import checkpoint, outputs, viz
 from gankit.errors import UserError
 from gankit.latent import sample_labels, sample_z, truncate
 from gankit.models import generator_from_spec
@@ -90,8 +91,13 @@ class Sampler:
 
 def _from_checkpoint(path: Path, device) -> Sampler:
     state = checkpoint.load(path)
-    G = checkpoint.generator_from_state(state).to(device).eval()
+    try:
+        G = checkpoint.generator_from_state(state).to(device).eval()
+    except UserError as e:
+        raise UserError(f"{e} (in {path})") from None
     cfg = state["config"]
+    if cfg.get("prior") not in ("normal", "uniform", "sphere") or "data" not in cfg:
+        raise UserError(f"checkpoint: {path} holds a config without a valid prior or data set")
     return Sampler(G, cfg["prior"], list(state.get("class_names", [])),
                    {"config": cfg, "step": state.get("step"), "source": str(path), "data": cfg["data"],
                     "ema": state.get("G_ema") is not None})
@@ -101,48 +107,79 @@ def _from_export(folder: Path, device) -> Sampler:
     from safetensors.torch import load_file
 
     try:
-        meta = json.loads((folder / EXPORT_META).read_text())
+        meta = json.loads((folder / EXPORT_META).read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or not isinstance(meta.get("spec"), dict):
+            raise ValueError(f"{EXPORT_META} holds no generator spec")
+        checkpoint.check_spec(meta["spec"])
         G = generator_from_spec(meta["spec"])
         G.load_state_dict(load_file(str(folder / EXPORT_WEIGHTS)))
-    except (OSError, KeyError, ValueError, RuntimeError) as e:
-        raise UserError(f"sample: cannot load the exported generator in {folder} ({e})".splitlines()[0]) from None
+        prior, class_names = meta["prior"], list(meta.get("class_names", []))
+        if prior not in ("normal", "uniform", "sphere"):
+            raise ValueError(f"unknown prior {prior!r}")
+    except Exception as e:  # noqa: BLE001: a missing, truncated or edited export: json, safetensors and the model
+        # constructors raise many error types, and every one of them means the same to the user
+        detail = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise UserError(f"sample: cannot load the exported generator in {folder} ({detail})") from None
     G.to(device).eval()
-    return Sampler(G, meta["prior"], meta.get("class_names", []), {**meta, "source": str(folder)})
+    return Sampler(G, prior, class_names, {**meta, "source": str(folder)})
+
+
+def check_device(name: str) -> str:
+    """cpu, cuda or cuda:N, and one that this machine has."""
+    import torch
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise UserError(f"--device: {name!r} is not one of cpu, cuda, cuda:N")
+    if name.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= count:
+            raise UserError(f"--device: {name} asked for, but torch sees {count} CUDA device(s); use cpu")
+    return name
 
 
 def load_sampler(source: str | Path, device: str = "cpu", step: int | None = None) -> Sampler:
     """A run folder (its G_ema when trained with one, else G), a checkpoint file, or an export folder."""
+    check_device(device)
     p = Path(source)
     if p.is_dir() and (p / EXPORT_META).is_file():
         return _from_export(p, device)
     return _from_checkpoint(checkpoint.find(p, step), device)
 
 
-def save_samples(sampler: Sampler, x: torch.Tensor, labels: torch.Tensor | None, out: Path) -> Path:
-    """FILE.npz: `images` uint8 (N, H, W, C) (or `points` float (N, 2)), plus `labels` when conditional.
-    A folder path gets one PNG per image (or a scatter plot for points)."""
+def sample_paths(sampler: Sampler, n: int, labels: torch.Tensor | None, out: Path) -> list[Path]:
+    """The files `save_samples` writes for `out`: FILE.npz, FILE.png, or in a folder one PNG per image (points.png
+    for 2-D points)."""
     out = Path(out)
+    if out.suffix in (".npz", ".png"):
+        return [out]
+    if out.suffix:
+        raise UserError(f"sample: --out must end in .npz or .png, or be a folder, got {out}")
+    if sampler.is_points:
+        return [out / "points.png"]
+    return [out / (f"{i:05d}" + (f"_class{int(labels[i])}" if labels is not None else "") + ".png") for i in range(n)]
+
+
+def save_samples(sampler: Sampler, x: torch.Tensor, labels: torch.Tensor | None, out: Path,
+                 force: bool = False) -> Path:
+    """FILE.npz: `images` uint8 (N, H, W, C) (or `points` float (N, 2)), plus `labels` when conditional.
+    FILE.png: a grid (a scatter plot for points). A folder gets one PNG per image (or points.png). Existing files
+    are refused unless force (outputs.py)."""
+    out = Path(out)
+    paths = sample_paths(sampler, x.shape[0], labels, out)
+    outputs.check_new("sample", *paths, force=force)
+    outputs.out_folder("sample", paths[0].parent)
     if out.suffix == ".npz":
-        if out.exists():
-            raise UserError(f"sample: {out} exists; choose another file name (nothing is overwritten)")
         arrays = {"points": x.numpy().astype(np.float32)} if sampler.is_points else {"images": viz.to_uint8(x)}
         if labels is not None:
             arrays["labels"] = labels.numpy().astype(np.int64)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out, **arrays)
-        return out
-    if out.suffix:
-        raise UserError(f"sample: --out must end in .npz or be a folder, got {out}")
-    out.mkdir(parents=True, exist_ok=True)
+        return outputs.write_atomic(out, lambda tmp: np.savez_compressed(tmp, **arrays))
     if sampler.is_points:
-        return viz.save_scatter(x, out / "points.png")
-    taken = sorted(out.glob("*.png"))
-    if taken:
-        raise UserError(f"sample: {out} already holds {len(taken)} PNG files; choose an empty folder")
+        return outputs.write_atomic(paths[0], lambda tmp: viz.save_scatter(x, tmp))
+    if out.suffix == ".png":
+        return outputs.write_atomic(out, lambda tmp: viz.save_grid(x, tmp))
     from PIL import Image
 
-    arr = viz.to_uint8(x)
-    for i, im in enumerate(arr):
-        name = f"{i:05d}" + (f"_class{int(labels[i])}" if labels is not None else "") + ".png"
-        Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(out / name)
+    for im, path in zip(viz.to_uint8(x), paths):
+        outputs.write_atomic(path, lambda tmp: Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(tmp))
     return out

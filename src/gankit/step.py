@@ -179,6 +179,7 @@ class Step:
         if penalised and cfg.compile != "off":
             log.info("compile: D stays eager (its gradient penalty needs a double backward); G is compiled")
         self.compile_seconds = None  # when compiling: how long the first step took, compilation included
+        self.lr_factor = 1.0  # the divergence guard's factor on both learning rates (guard.py)
 
     def autocast(self):
         return torch.autocast(self.device.type, self.dtype or torch.float32, enabled=self.dtype is not None)
@@ -220,7 +221,7 @@ class Step:
         t0 = time.perf_counter() if self.compile_seconds is None and cfg.compile != "off" else None
         for opt, lr in ((self.opt_g, cfg.g_lr), (self.opt_d, cfg.d_lr)):
             for group in opt.param_groups:
-                group["lr"] = lr * lr_scale(cfg, step)
+                group["lr"] = lr * lr_scale(cfg, step) * self.lr_factor
 
         # ---- D: d_steps updates, each the survey's three steps --------------------------------------------------
         fake_graph = None  # G's last batch with its graph, for G's update when reuse_fake

@@ -6,9 +6,11 @@ checkpoint's contents in checkpoint.py.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
+import os
 import random
 import time
 from pathlib import Path
@@ -17,8 +19,9 @@ import numpy as np
 import torch
 
 from gankit import checkpoint, data as datasets, distributed, metrics, models, run
-from gankit.config import Config, dump
+from gankit.config import RESUMABLE_FIELDS, Config, background_rgb, dump
 from gankit.errors import ConfigError, UserError
+from gankit.guard import CollapseAlarm, Divergence
 from gankit.latent import sample_z
 from gankit.sample import Sampler
 from gankit.step import Step, make_optimizers
@@ -38,11 +41,14 @@ def resolve_device(name: str, ctx: distributed.Context) -> torch.device:
             raise ConfigError("device", f"{name} asked for, but torch sees no CUDA device; use cpu or auto")
         if name == "cuda":
             name = f"cuda:{ctx.local_rank}"
+        if int(name.split(":")[1]) >= torch.cuda.device_count():
+            raise ConfigError("device", f"{name} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)")
     return torch.device(name)
 
 
 def load_data(cfg: Config) -> datasets.Dataset:
-    return datasets.load(cfg.data, cfg.data_dir, cfg.img_size, cfg.channels, cfg.n_points)
+    return datasets.load(cfg.data, cfg.data_dir, cfg.img_size, cfg.channels, cfg.n_points,
+                         background_rgb(cfg.background))
 
 
 def resolve(cfg: Config, data: datasets.Dataset, world_size: int = 1) -> Config:
@@ -121,7 +127,7 @@ def fixed_inputs(cfg: Config, data: datasets.Dataset, G, D, device):
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed % 2**32)  # seed + rank may pass NumPy's 32-bit limit under torchrun
     torch.manual_seed(seed)
 
 
@@ -129,32 +135,84 @@ def seed_everything(seed: int) -> None:
 # the loop
 
 
-def train(cfg: Config, resume: Path | None = None, progress: bool = True) -> Path:
-    """Train G and D as `cfg` says; returns the run folder. With `resume`, continue that run exactly."""
+def train(cfg: Config, resume: Path | None = None, progress: bool = True, force: bool = False) -> Path:
+    """Train G and D as `cfg` says; returns the run folder. With `resume`, continue that run exactly; with `force`,
+    an existing run folder of the same --name is replaced."""
     # ---- set-up: data, models, optimizers, the state a checkpoint holds -----------------------------------------
     ctx = distributed.init("cuda" if cfg.device.startswith("cuda") or
                            (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
     device = resolve_device(cfg.device, ctx)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # shapes are fixed: let cuDNN pick the fastest kernels once
-    data = load_data(cfg)
-    cfg = resolve(cfg, data, ctx.world_size)
-    data.to(device)
-    seed_everything(cfg.seed + ctx.rank)  # each rank draws its own noise
-    G, D, G_ema = build_models(cfg, data, device)
-    opt_g, opt_d = make_optimizers(cfg, G, D)
+    with _memory_errors("setting up"):
+        data = load_data(cfg)
+        cfg = resolve(cfg, data, ctx.world_size)
+        data.to(device)
+        seed_everything(cfg.seed + ctx.rank)  # each rank draws its own noise
+        G, D, G_ema = build_models(cfg, data, device)
+        opt_g, opt_d = make_optimizers(cfg, G, D)
     state = checkpoint.TrainState(G, D, G_ema, opt_g, opt_d, cfg.to_dict(), list(data.class_names))
     fixed_z, fixed_y = fixed_inputs(cfg, data, G, D, device)
+
+    # ---- the run folder: held (locked) once everything above has worked; a resume is checked before any write --
+    folder = None
     if resume:
-        state.restore(checkpoint.load(checkpoint.find(resume), map_location=device), ctx.rank)
-        if state.step >= cfg.steps:
-            raise ConfigError("steps", f"the run is already at step {state.step}; pass a larger --steps to "
-                                       "continue it")
+        folder = run.RunFolder.existing(Path(resume)) if ctx.is_main else None
+        try:
+            _restore(state, cfg, Path(resume), device, ctx)
+        except BaseException:
+            if folder is not None:
+                folder.close()
+            raise
     else:
         distributed.broadcast_module(G, ctx), distributed.broadcast_module(D, ctx)
         if G_ema is not None:
             G_ema.load_state_dict(G.state_dict())
-    train_step = Step(cfg, G, D, G_ema, opt_g, opt_d, device, ctx)
+        folder = run.RunFolder.create(cfg, force) if ctx.is_main else None
+    run_dir = Path(_broadcast_obj(str(folder.path) if folder else None, ctx))
+    try:
+        return _loop(cfg, state, data, device, ctx, run_dir, fixed_z, fixed_y, progress, resumed=resume is not None)
+    except BaseException:
+        if folder is not None:
+            folder.abandon()  # a run made here that never wrote a checkpoint leaves no folder behind
+        raise
+    finally:
+        if folder is not None:
+            folder.close()
+
+
+def _restore(state: checkpoint.TrainState, cfg: Config, run_dir: Path, device, ctx) -> None:
+    """Put the run's latest checkpoint into `state`, checking that the run can go on as `cfg` says. A run with no
+    checkpoint (a failed start) starts again from step 0."""
+    if not run.has_checkpoint(run_dir):
+        log.info(f"resume: {run_dir} has no checkpoint yet (its first start ended early); training from step 0")
+        distributed.broadcast_module(state.G, ctx), distributed.broadcast_module(state.D, ctx)
+        if state.G_ema is not None:
+            state.G_ema.load_state_dict(state.G.state_dict())
+        return
+    path = checkpoint.find(run_dir)
+    saved = checkpoint.load(path, map_location=device)
+    now = cfg.to_dict()
+    changed = [k for k, v in saved["config"].items()
+               if k in now and k not in RESUMABLE_FIELDS and now[k] != v]
+    if changed:
+        k = changed[0]
+        raise UserError(f"resume: config.yaml of {run_dir} differs from its checkpoint in {', '.join(changed)} "
+                        f"({k}: {now[k]!r} in config.yaml, {saved['config'][k]!r} in {path.name}); only "
+                        f"{', '.join(RESUMABLE_FIELDS)} may change on resume")
+    state.restore(saved, ctx.rank)
+    if state.step >= cfg.steps:
+        raise ConfigError("steps", f"the run is already at step {state.step}; pass a larger --steps to continue it")
+    if state.lr_factor != 1.0 and (saved["config"].get("g_lr"), saved["config"].get("d_lr")) != (cfg.g_lr, cfg.d_lr):
+        log.info(f"resume: new learning rates g_lr {cfg.g_lr:g}, d_lr {cfg.d_lr:g} replace the ones the divergence "
+                 f"guard had lowered (x{state.lr_factor:g})")
+        state.lr_factor = 1.0
+
+
+def _loop(cfg: Config, state: checkpoint.TrainState, data, device, ctx, run_dir: Path, fixed_z, fixed_y,
+          progress: bool, resumed: bool) -> Path:
+    G, D, G_ema = state.G, state.D, state.G_ema
+    train_step = Step(cfg, G, D, G_ema, state.opt_g, state.opt_d, device, ctx)
     batches = Batches(len(data), cfg.batch_size, cfg.seed, ctx, device)
     to_layout = (lambda x: x.contiguous(memory_format=torch.channels_last)) if (
         cfg.channels_last and not data.is_points) else (lambda x: x)
@@ -164,75 +222,145 @@ def train(cfg: Config, resume: Path | None = None, progress: bool = True) -> Pat
         state.batches += 1
         return to_layout(data.batch(idx)), (data.y[idx] if cfg.c_dim else None)
 
-    # ---- the run folder: made only now that everything above has worked -------------------------------------
-    run_dir = Path(resume) if resume else (run.new_run_dir(cfg) if ctx.is_main else None)
-    run_dir = Path(_broadcast_obj(str(run_dir), ctx))
     if ctx.is_main:
-        (run_dir / "config.yaml").write_text(dump(cfg))
+        if resumed and state.step == 0:
+            run.RunFolder(run_dir, None, False).restart()
+        _write_text(run_dir / "config.yaml", dump(cfg))
     rec = run.Recorder(run_dir, ctx, state.step)
-    if resume:
+    if resumed:
         rec.write({"step": state.step, "nimg": state.nimg, "event": "resume"})
     writer = run.BackgroundWriter()
     sampler = Sampler(G_ema or G, cfg.prior, data.class_names, {"config": cfg.to_dict()})
     bar = run.progress_bar(cfg, ctx, state.step, progress)
+    guard, alarm = Divergence(cfg, state), CollapseAlarm(cfg.collapse_steps, cfg.loss)
+    guard.keep(state.capture(_gather_rng(ctx)))  # the first good state: where this process started
+    ckpt_dir = run_dir / "checkpoints"
+    last_ckpt = ckpt_dir / f"step-{state.step:07d}.pt" if resumed and state.step else None
+    train_step.lr_factor = state.lr_factor
 
-    t_start, first, last = time.time(), state.step, {}
-    while state.step < cfg.steps:
-        train_step(real_batch, state.step)  # d_steps updates of D, then g_steps of G (step.py)
-        state.step += 1
-        state.nimg += cfg.batch_size * ctx.world_size
-        if bar is not None:
-            bar.update(1)
-        if state.step == first + 1 and train_step.compile_seconds is not None and ctx.is_main:
-            log.info(f"compile: the first step took {train_step.compile_seconds:.1f} s, compilation included")
-
-        # ---- watching it: records, pictures, evaluations, checkpoints, off the step's hot path -----------------
-        done = state.step == cfg.steps
-        due_log = state.step % cfg.log_every == 0 or done
-        due_pictures = ctx.is_main and (state.step % cfg.sample_every == 0 or done)
-        due_eval = bool(cfg.eval_metrics) and ctx.is_main and (
-            (cfg.eval_every and state.step % cfg.eval_every == 0) or done)
-        due_ckpt = (cfg.ckpt_every and state.step % cfg.ckpt_every == 0) or done
-        if not (due_log or due_pictures or due_eval or due_ckpt):
-            continue
-        if train_step.tally.nonfinite_updates():  # the one host synchronisation of a watched step
-            raise UserError(f"training diverged before step {state.step}: non-finite losses or gradients (those "
-                            f"updates were skipped); the last checkpoint is in {run_dir / 'checkpoints'}; try "
-                            "lower g_lr/d_lr")
-        if due_log:
-            row = {k: distributed.mean(v, ctx, device) for k, v in train_step.tally.read().items()}
-            last = {**row, "sec": round(time.time() - t_start, 2)}
-            rec.write({"step": state.step, "nimg": state.nimg, **last})
+    t_start, first, last, last_record = time.time(), state.step, {}, state.step
+    try:
+        while state.step < cfg.steps:
+            with _memory_errors(f"training step {state.step + 1}"):
+                train_step(real_batch, state.step)  # d_steps updates of D, then g_steps of G (step.py)
+            state.step += 1
+            state.nimg += cfg.batch_size * ctx.world_size
             if bar is not None:
-                bar.set_postfix_str(f"D(x) {row['D(x)']:.2f} D(G(z)) {row['D(G(z))']:.2f} "
-                                    f"loss_d {row['loss_d']:.3f} loss_g {row['loss_g']:.3f}")
-        if due_pictures:
-            x = run.render_samples(sampler, fixed_z, fixed_y)
-            writer.submit(run.save_pictures, x, data, run_dir, state.step, cfg)
-        if due_eval:
-            try:
-                results = _evaluate(sampler, data, cfg, device)
-            except Exception as e:  # a broken metric must not cost the run: training and checkpoints go on
-                log.error(f"evaluation at step {state.step} failed ({type(e).__name__}: {e}); training goes on; "
-                          f"score the checkpoint later with `gankit eval {run_dir}`")
-            else:
-                rec.write({"step": state.step, "nimg": state.nimg, **{f"eval/{k}": v for k, v in results.items()}})
-                last.update({f"eval/{k}": v for k, v in results.items()})
-        if due_ckpt:
-            snapshot = state.capture(_gather_rng(ctx))  # CPU copies: training goes on while the file is written
-            writer.wait()                              # one checkpoint write at a time, in order
-            if ctx.is_main:
-                writer.submit(checkpoint.save_step, snapshot, run_dir / "checkpoints", state.step)
-            distributed.barrier(ctx)
+                bar.update(1)
+            if state.step == first + 1 and train_step.compile_seconds is not None and ctx.is_main:
+                log.info(f"compile: the first step took {train_step.compile_seconds:.1f} s, compilation included")
 
-    writer.close()
-    if bar is not None:
-        bar.close()
-    rec.close()
+            # ---- watching it: records, pictures, evaluations, checkpoints, off the step's hot path ---------------
+            done = state.step == cfg.steps
+            due_log = state.step % cfg.log_every == 0 or done
+            due_pictures = state.step % cfg.sample_every == 0 or done
+            due_eval = bool(cfg.eval_metrics) and ((cfg.eval_every and state.step % cfg.eval_every == 0) or done)
+            due_ckpt = (cfg.ckpt_every and state.step % cfg.ckpt_every == 0) or done
+            if not (due_log or due_pictures or due_eval or due_ckpt):
+                continue
+            # the guard, before anything is recorded, drawn or saved: one host synchronisation of a watched step
+            skipped = int(distributed.mean(float(train_step.tally.nonfinite_updates()), ctx, device) * ctx.world_size)
+            if not distributed.all_true(guard.is_clean(skipped), ctx, device):
+                line = guard.rollback(skipped, str(last_ckpt) if last_ckpt else None)
+                log.warning(line)
+                train_step.tally.reset()
+                train_step.lr_factor = state.lr_factor
+                rec.write({"step": state.step, "nimg": state.nimg, "event": "rollback", "rollbacks": state.rollbacks,
+                           "lr_factor": state.lr_factor})
+                if bar is not None:
+                    bar.n = state.step
+                    bar.refresh()
+                last_record = state.step
+                continue
+            if due_log:
+                row = {k: distributed.mean(v, ctx, device) for k, v in train_step.tally.read().items()}
+                last = {**row, "sec": round(time.time() - t_start, 2)}
+                rec.write({"step": state.step, "nimg": state.nimg, **last})
+                warning = alarm.update(state.step, row, state.step - last_record)
+                last_record = state.step
+                if warning and ctx.is_main:
+                    log.warning(warning)
+                    rec.write({"step": state.step, "nimg": state.nimg, "event": "d_collapse"})
+                if bar is not None:
+                    bar.set_postfix_str(("D WINS (see log) · " if alarm.active else "") +
+                                        f"D(x) {row['D(x)']:.2f} D(G(z)) {row['D(G(z))']:.2f} "
+                                        f"loss_d {row['loss_d']:.3f} loss_g {row['loss_g']:.3f}")
+            if due_pictures and ctx.is_main:
+                x = run.render_samples(sampler, fixed_z, fixed_y)
+                writer.submit(run.save_pictures, x, data, run_dir, state.step, cfg)
+            if due_eval and ctx.is_main:
+                try:
+                    results = _evaluate(sampler, data, cfg, device)
+                except Exception as e:  # a broken metric must not cost the run: training and checkpoints go on
+                    log.error(f"evaluation at step {state.step} failed ({type(e).__name__}: {e}); training goes on; "
+                              f"score the checkpoint later with `gankit eval {run_dir}`")
+                else:
+                    rec.write({"step": state.step, "nimg": state.nimg,
+                               **{f"eval/{k}": v for k, v in results.items()}})
+                    last.update({f"eval/{k}": v for k, v in results.items()})
+            if due_log or due_ckpt:
+                snapshot = state.capture(_gather_rng(ctx))  # CPU copies: training goes on while a file is written
+                guard.keep(snapshot)                        # ... and the state a rollback returns to
+                if due_ckpt:
+                    writer.wait()                           # one checkpoint write at a time, in order
+                    if ctx.is_main:
+                        writer.submit(checkpoint.save_step, snapshot, ckpt_dir, state.step)
+                        last_ckpt = ckpt_dir / f"step-{state.step:07d}.pt"
+                    distributed.barrier(ctx)
+    except KeyboardInterrupt:
+        _save_on_interrupt(guard, writer, ckpt_dir, last_ckpt, ctx)
+        raise
+    finally:
+        try:
+            writer.close()
+        finally:
+            if bar is not None:
+                bar.close()
+            rec.close()
     distributed.shutdown(ctx)
     if ctx.is_main:
         run.print_summary(run_dir, last)
     return run_dir
+
+
+def _save_on_interrupt(guard: Divergence, writer, ckpt_dir: Path, last_ckpt: Path | None, ctx) -> None:
+    """Ctrl-C: the last good state (taken at the last clean record, consistent, with its RNG states) becomes a
+    checkpoint when it is newer than the last one, so `--resume` goes on exactly from there."""
+    if ctx.world_size > 1 or not ctx.is_main or guard.good is None or guard.good_step <= 0:
+        return
+    last_step = int(last_ckpt.stem.split("-")[-1]) if last_ckpt else -1   # step-NNNNNNN.pt
+    if guard.good_step <= last_step:
+        return
+    try:
+        writer.wait()
+        path = checkpoint.save_step(guard.good, ckpt_dir, guard.good_step)
+        log.warning(f"interrupted: saved the last clean state (step {guard.good_step}) to {path}; continue with "
+                    f"--resume {ckpt_dir.parent}")
+    except Exception as e:  # noqa: BLE001: the interrupt is what the user asked for; report and go on with it
+        log.error(f"interrupted: could not save the last clean state ({type(e).__name__}: {e})")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a small text file atomically: a temporary file, then a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _memory_errors(doing: str):
+    """A failed allocation becomes one line that says what to shrink."""
+    try:
+        yield
+    except (torch.OutOfMemoryError, MemoryError) as e:
+        raise UserError(f"out of memory while {doing} ({type(e).__name__}); lower batch_size, g_width/d_width, "
+                        "img_size or z_dim") from None
+    except RuntimeError as e:
+        text = str(e)
+        if "allocate" in text or "out of memory" in text:
+            raise UserError(f"out of memory while {doing} ({text.splitlines()[0][:120]}); lower batch_size, "
+                            "g_width/d_width, img_size or z_dim") from None
+        raise
 
 
 # ----------------------------------------------------------------------------------------------------------------

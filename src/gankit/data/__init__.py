@@ -55,14 +55,16 @@ class Dataset:
         return self
 
 
-def load(name: str, data_dir: str = "data", img_size: int = 32, channels: int = 0, n_points: int = 50_000) -> Dataset:
-    """Load a data set by name: digits, mnist, fashion-mnist, cifar10, ring, grid, or folder:PATH."""
+def load(name: str, data_dir: str = "data", img_size: int = 32, channels: int = 0, n_points: int = 50_000,
+         background: tuple[int, int, int] = (255, 255, 255)) -> Dataset:
+    """Load a data set by name: digits, mnist, fashion-mnist, cifar10, ring, grid, or folder:PATH. `background`:
+    the colour that transparent pixels of folder images are composited onto."""
     from gankit.data import images, toy
 
     if name in toy.MIXTURES:
         return toy.load(name, n_points)
     if name.startswith("folder:"):
-        return images.load_folder(name[len("folder:"):], img_size, channels)
+        return images.load_folder(name[len("folder:"):], img_size, channels, background)
     if name == "digits":
         return images.load_digits(img_size, channels)
     if name == "stacked-mnist":

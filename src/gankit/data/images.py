@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import os
+import warnings
+import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
@@ -57,38 +61,139 @@ def load_fake(img_size: int, channels: int, n: int) -> Dataset:
     return Dataset("fake", x)
 
 
-def load_folder(path: str, img_size: int, channels: int) -> Dataset:
+# Pillow's decompression-bomb guard is a warning up to twice this and an error beyond; gankit skips every file
+# above it, by name, before decoding a pixel (a 9,000 x 10,000 image is already 270 MB as RGB).
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+
+IMAGE_EXTENSIONS = tuple(IMG_EXTENSIONS) + (".gif",)  # torchvision's list, and GIF (its first frame)
+
+
+class SkippedImage(Exception):
+    """A file that is an image but that gankit will not decode; the message says why."""
+
+
+def open_image(path: Path, mode: str, background: tuple[int, int, int] = (255, 255, 255),
+               notes: Counter | None = None) -> Image.Image:
+    """One image file as an 8-bit image in `mode` ("L" or "RGB"), decoded faithfully:
+
+    - 16-bit grayscale (PNG, TIFF) is scaled to 8 bits (65535 -> 255), not clipped; 16-bit colour is reduced by
+      Pillow itself; 32-bit integer images must hold 0..65535, float images 0..1 (or 0..255), else skipped;
+    - transparency (RGBA, LA, a palette or tRNS transparency) is composited onto `background`;
+    - CMYK is converted with the file's ICC profile when it has one (Pillow's plain formula otherwise);
+    - of an animated or multi-page file (GIF, APNG, WebP, TIFF) the first frame is used;
+    - the EXIF orientation is applied;
+    - a file of more than MAX_PIXELS pixels raises SkippedImage before it is decoded.
+    `notes` counts what was done ("alpha", "animated", "cmyk", "16-bit"). Raises OSError/ValueError for files that
+    cannot be decoded.
+    """
+    notes = notes if notes is not None else Counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the size is checked below, by name; Pillow's notes on odd headers too
+        try:
+            im = Image.open(path)
+        except Image.DecompressionBombError:
+            raise SkippedImage(f"over {MAX_PIXELS:,} pixels (decompression-bomb guard)") from None
+    with im:
+        w, h = im.size
+        if w * h > MAX_PIXELS:
+            raise SkippedImage(f"{w}x{h} is over {MAX_PIXELS:,} pixels (decompression-bomb guard)")
+        if getattr(im, "n_frames", 1) > 1:
+            notes["animated"] += 1
+            im.seek(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's notes on odd EXIF or palette data: the pixels still come
+            im.load()
+            im = ImageOps.exif_transpose(im) or im
+        return _to_mode(im, mode, background, notes)
+
+
+def _to_mode(im: Image.Image, mode: str, background, notes: Counter) -> Image.Image:
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        arr = np.asarray(im).astype(np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") else None
+        if im.mode == "I":
+            top = 255.0 if arr.min() >= 0 and arr.max() <= 255 else 65535.0 if arr.min() >= 0 and arr.max() <= 65535 \
+                else None
+        elif im.mode == "F":
+            finite = np.isfinite(arr).all()
+            top = 1.0 if finite and arr.min() >= 0 and arr.max() <= 1 else \
+                255.0 if finite and arr.min() >= 0 and arr.max() <= 255 else None
+        if top is None:
+            raise SkippedImage(f"{im.mode} pixel values {arr.min():g}..{arr.max():g} are outside the ranges gankit "
+                               "reads (0..65535 for integers, 0..1 or 0..255 for floats)")
+        if top == 65535.0:
+            notes["16-bit"] += 1
+        im = Image.fromarray(np.round(arr * (255.0 / top)).astype(np.uint8), "L")
+    if im.mode == "CMYK":
+        notes["cmyk"] += 1
+        icc = im.info.get("icc_profile")
+        if icc:
+            try:
+                from PIL import ImageCms
+
+                im = ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                               ImageCms.createProfile("sRGB"), outputMode="RGB")
+            except Exception:  # noqa: BLE001: a broken profile: fall back to Pillow's formula
+                im = im.convert("RGB")
+        else:
+            im = im.convert("RGB")
+    has_alpha = im.mode in ("RGBA", "LA", "La", "RGBa", "PA") or (
+        im.mode in ("P", "L", "RGB", "1") and "transparency" in im.info)
+    if has_alpha:
+        notes["alpha"] += 1
+        rgba = im.convert("RGBA")
+        base = Image.new("RGBA", rgba.size, tuple(background) + (255,))
+        im = Image.alpha_composite(base, rgba).convert("RGB")
+    if im.mode not in ("L", "RGB"):
+        im = im.convert("RGB")  # 1, P, YCbCr, LAB, HSV: Pillow's conversions (ValueError if it has none)
+    return im if im.mode == mode else im.convert(mode)
+
+
+def load_folder(path: str, img_size: int, channels: int, background: tuple[int, int, int] = (255, 255, 255)) -> Dataset:
     """Every image under `path`, searched recursively; top-level sub-folders become class labels.
 
     Images are resized (shorter side) and centre-cropped to img_size. channels 0 or 3 gives RGB, 1 grayscale.
-    Files that cannot be decoded are skipped and counted in one warning.
+    Each file is decoded by `open_image` (16-bit, transparency onto `background`, CMYK, the first frame of an
+    animation, a size limit). Files that cannot be decoded are skipped and counted in one warning.
     """
     root = Path(path).expanduser()
     if not root.is_dir():
         raise UserError(f"data: folder {root} does not exist (data: folder:PATH needs a folder of images)")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise UserError(f"data: no images under {root} (looked for {', '.join(IMG_EXTENSIONS)})")
+        raise UserError(f"data: no images under {root} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     rel = [p.relative_to(root).parts for p in files]
     classes = sorted({parts[0] for parts in rel if len(parts) > 1})
     labelled = len(classes) >= 2 and all(len(parts) > 1 for parts in rel)
 
     mode = "L" if channels == 1 else "RGB"
     transform = v2.Compose([v2.PILToTensor(), v2.Resize(img_size, antialias=True), v2.CenterCrop(img_size)])
-    images, labels, skipped = [], [], 0
+    images, labels, skipped, too_odd, notes = [], [], 0, [], Counter()
     for file, parts in zip(files, rel):
         try:
-            with Image.open(file) as im:
-                images.append(transform(im.convert(mode)))
-        except (OSError, ValueError, Image.DecompressionBombError):
+            images.append(transform(open_image(file, mode, background, notes)))
+        except SkippedImage as e:
+            too_odd.append(f"{file.name}: {e}")
+            continue
+        except Exception:  # noqa: BLE001: Pillow's decoders raise OSError, ValueError, SyntaxError, IndexError,
+            # struct.error, ... on corrupt data; any of them means this one file is unreadable
             skipped += 1
             continue
         if labelled:
             labels.append(classes.index(parts[0]))
+    if not images:  # the error says it; no warning line before it
+        odd = f"; {too_odd[0]}" if too_odd else ""
+        raise UserError(f"data: none of the {len(files)} image files under {root} could be read{odd}")
     if skipped:
         log.warning(f"data: skipped {skipped} unreadable image file(s) of {len(files)} under {root}")
-    if not images:
-        raise UserError(f"data: none of the {len(files)} image files under {root} could be read")
+    if too_odd:
+        log.warning(f"data: skipped {len(too_odd)} image file(s) of {len(files)} under {root}: {too_odd[0]}"
+                    + (f" (and {len(too_odd) - 1} more)" if len(too_odd) > 1 else ""))
+    described = {"alpha": f"with transparency, composited onto {background}", "animated": "animated (first frame used)",
+                 "cmyk": "CMYK, converted to RGB", "16-bit": "16-bit, scaled to 8 bits"}
+    if notes:
+        log.info("data: " + "; ".join(f"{n} {described[k]}" for k, n in notes.items()))
     x = to_stored(torch.stack(images), img_size, 1 if channels == 1 else 3)
     y = torch.tensor(labels, dtype=torch.long) if labelled else None
     return Dataset(f"folder:{root}", x, y, classes if labelled else [])
@@ -97,16 +202,24 @@ def load_folder(path: str, img_size: int, channels: int) -> Dataset:
 def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file (LeCun's MNIST format), gzipped or not: magic, dims as big-endian int32, then uint8 data."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read(4 + 4 * 4 + 2**31)  # MNIST's sets are tens of MB; more than 2 GB is not an IDX file here
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise UserError(f"data: cannot read {path} ({type(e).__name__}: {e}); is it a gzipped IDX file?") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise UserError(f"data: {path} is not an IDX file of unsigned bytes")
     ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
+    if not 1 <= ndim <= 4 or len(raw) < 4 + 4 * ndim:
+        raise UserError(f"data: {path} has a bad IDX header ({ndim} dimensions in a file of {len(raw)} bytes)")
+    dims = [int(d) for d in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)]
+    if any(d <= 0 for d in dims):
+        raise UserError(f"data: {path} has a bad IDX header (dimensions {dims})")
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise UserError(f"data: {path} is truncated ({data.size} bytes of {int(np.prod(dims))})")
-    return data.reshape(tuple(int(d) for d in dims))
+    if data.size != int(np.prod(dims, dtype=object)):
+        raise UserError(f"data: {path} is truncated or padded ({data.size} bytes of data, the header says "
+                        f"{int(np.prod(dims, dtype=object))})")
+    return data.reshape(tuple(dims))
 
 
 def _find(folder: Path, stem: str) -> Path | None:

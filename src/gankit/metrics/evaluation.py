@@ -56,17 +56,31 @@ def markdown(record: dict) -> str:
 
 
 def evaluate_run(run: str | Path, names: list[str] | None = None, n: int | None = None, step: int | None = None,
-                 feature_choice: str = "auto", seed: int = 0, device: str = "cpu") -> tuple[dict, Path, Path, str]:
-    """Score a run folder; returns (record, json path, markdown path, markdown text)."""
+                 feature_choice: str = "auto", seed: int = 0, device: str = "cpu", force: bool = False,
+                 show=None) -> tuple[dict, Path, Path, str]:
+    """Score a run folder; returns (record, json path, markdown path, markdown text). `show(text)` is called with
+    the table before the files are written, so a failed write never loses the results; with force, an earlier
+    record of the same step is replaced instead of numbering a new one."""
+    from gankit import outputs
+    from gankit import config as config_mod
+    from gankit.config import background_rgb
     from gankit import data as datasets
     from gankit.sample import load_sampler
 
     run = Path(run)
     if not run.is_dir() or not (run / "checkpoints").is_dir():
         raise UserError(f"eval: {run} is not a run folder (a folder with checkpoints/, made by `gankit train`)")
+    folder = run / "eval"
+    outputs.writable("eval", outputs.out_folder("eval", folder))  # before minutes of work, not after
     sampler = load_sampler(run, device, step)
     cfg = sampler.meta["config"]
-    data = datasets.load(cfg["data"], cfg["data_dir"], cfg["img_size"], cfg["channels"], cfg["n_points"])
+    try:  # the checkpoint's config, checked as a config file would be (a crafted one must not reach the loaders)
+        valid = config_mod.load(None, {k: v for k, v in cfg.items()
+                                       if k in config_mod.FIELDS or k in config_mod.LEGACY_FIELDS})
+    except UserError as e:
+        raise UserError(f"eval: the checkpoint's config is not valid ({e})") from None
+    data = datasets.load(valid.data, valid.data_dir, valid.img_size, valid.channels, valid.n_points,
+                         background_rgb(valid.background))
     kind, conditional = ("points" if data.is_points else "image"), bool(sampler.c_dim)
     names = names or default_metrics(kind, conditional, data.name)
     check_names(names, kind, conditional, "--metrics", data.name)
@@ -84,12 +98,17 @@ def evaluate_run(run: str | Path, names: list[str] | None = None, n: int | None 
     if clf is not None:
         record["classifier"] = {"held_out_accuracy": clf.accuracy, "n_train": clf.n_train,
                                 "n_held_out": clf.n_held_out, "shipped": clf.shipped, "source": clf.source}
-    folder = run / "eval"
-    folder.mkdir(exist_ok=True)
-    json_path, md_path = _free_paths(folder, f"step-{record['step'] or 0:07d}")
+    stem = f"step-{record['step'] or 0:07d}"
+    json_path, md_path = (folder / f"{stem}.json", folder / f"{stem}.md") if force else _free_paths(folder, stem)
     text = markdown(record)
-    with open(json_path, "x") as f:  # "x": fail rather than overwrite, should another process take the name
-        json.dump(record, f, indent=1)
-    with open(md_path, "x") as f:
-        f.write(text)
+    if show is not None:
+        show(text)
+    try:
+        outputs.write_atomic(json_path, lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
+        outputs.write_atomic(md_path, lambda tmp: tmp.write_text(text))
+    except OSError as e:
+        raise UserError(f"eval: cannot write {json_path} ({e.strerror or type(e).__name__}); the results are "
+                        "printed above") from None
+    if show is not None:
+        show(f"json: {json_path}\nmarkdown: {md_path}\n")
     return record, json_path, md_path, text
