@@ -412,8 +412,28 @@ def _add_presets(sub) -> None:
     p.set_defaults(func=lambda args: print("\n".join(__import__("gankit.config").config.presets())) or 0)
 
 
+class _Version(argparse.Action):
+    """--version: gankit's version, and torch's and Python's, which a bug report needs (torch is imported only
+    when asked, so that every other command starts as fast as before)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import platform
+
+        import torch
+
+        from gankit import __version__
+
+        cuda = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only build"
+        print(f"gankit {__version__} (torch {torch.__version__}, {cuda}; Python {platform.python_version()})")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gankit", description="Train, sample, evaluate and explore GANs.")
+    parser.add_argument("--version", action=_Version, help="print the versions of gankit, torch and Python")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in (_add_train, _add_bench, _add_sample, _add_interpolate, _add_arithmetic, _add_export, _add_report,
                 _add_eval, _add_ablate, _add_presets):

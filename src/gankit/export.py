@@ -110,10 +110,25 @@ def check_onnx(G: torch.nn.Module, path: Path) -> float:
     return worst
 
 
+ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # the `gankit[onnx]` extra
+
+
+def check_onnx_installed() -> None:
+    """--onnx needs the optional packages; say how to get them before any work is done."""
+    import importlib.util
+
+    missing = [m for m in ONNX_PACKAGES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"export: --onnx needs {', '.join(missing)}, which gankit installs only as an extra: "
+                        f"pip install 'gankit[onnx]' (or pip install {' '.join(ONNX_PACKAGES)})")
+
+
 def export(source: str | Path, out: str | Path, step: int | None = None, onnx: bool = False) -> dict:
     """Export the generator of a run folder or checkpoint (the latest, or the checkpoint of `step`) to `out`.
     Returns the metadata written to generator.json."""
     src, out = Path(source), Path(out)
+    if onnx:
+        check_onnx_installed()
     if src.is_dir() and (src / EXPORT_META).is_file():
         raise UserError(f"export: {src} is already an export; copy the folder instead")
     files = [out / EXPORT_WEIGHTS, out / EXPORT_META] + ([out / EXPORT_ONNX] if onnx else [])
