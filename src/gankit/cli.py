@@ -63,7 +63,8 @@ def _overrides(args) -> dict:
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a GAN; every config field is a flag", description=(
         "Train a GAN. Fields come from the defaults, then --config (a YAML file or a preset), then these flags."))
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
+    p.add_argument("--resume", metavar="RUN", help="continue this run from its latest checkpoint: a run folder, or "
+                                                   "the name of one under --out")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_flags(p)
@@ -75,11 +76,12 @@ def cmd_train(args) -> int:
 
     overrides = _overrides(args)
     if args.resume:
-        from gankit.run import resume_config
+        from gankit.config import Config
+        from gankit.run import find_run, resume_config
 
         if args.config:
             raise UserError("train: --resume takes the run's own config; drop --config")
-        run_dir = Path(args.resume)
+        run_dir = find_run(args.resume, overrides.pop("out", Config.out))  # --out only says where to look
         if not run_dir.is_dir():
             raise UserError(f"resume: {run_dir} is not a folder")
         cfg = resume_config(run_dir, overrides)
@@ -139,9 +141,21 @@ def cmd_bench(args) -> int:
 # sample
 
 
+def _add_runs_flag(p) -> None:
+    p.add_argument("--runs", default="runs", metavar="DIR",
+                   help="where a run given by name is looked up (train's --out) [runs]")
+
+
+def _run(args, attr: str = "source") -> Path:
+    from gankit.run import find_run
+
+    return find_run(getattr(args, attr), args.runs)
+
+
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="generate samples from a run, a checkpoint or an exported generator")
-    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="a run folder or name, a checkpoint or an export")
+    _add_runs_flag(p)
     p.add_argument("--n", type=_positive_int, default=64, help="number of samples [64]")
     p.add_argument("--out", required=True, help="FILE.npz (images uint8 N x H x W x C), FILE.png (a grid) or a folder")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent draws [0]")
@@ -164,7 +178,7 @@ def cmd_sample(args) -> int:
 
     if not 0 < args.truncation <= 1:
         raise UserError(f"sample: --truncation must be in (0, 1], got {args.truncation}")
-    sampler = load_sampler(args.source, args.device, args.checkpoint)
+    sampler = load_sampler(_run(args), args.device, args.checkpoint)
     gen = torch.Generator().manual_seed(args.seed)
     out = Path(args.out)
     if args.class_grid:
@@ -208,7 +222,8 @@ def _psi(text: str) -> float:
 
 
 def _add_source_flags(p) -> None:
-    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a run folder, a checkpoint or an export folder")
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="a run folder or name, a checkpoint or an export")
+    _add_runs_flag(p)
     p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
     p.add_argument("--truncation", type=_psi, default=1.0, help="pull z towards the prior's centre, psi in (0, 1]")
@@ -233,7 +248,7 @@ def cmd_interpolate(args) -> int:
     from gankit import explore
     from gankit.sample import load_sampler
 
-    sampler = load_sampler(args.source, args.device, args.checkpoint)
+    sampler = load_sampler(_run(args), args.device, args.checkpoint)
     interp = explore.interpolation(sampler, args.paths, args.steps, args.seed, args.cls, args.truncation)
     for path in explore.save_interpolation(interp, Path(args.out)):
         print(path)
@@ -264,7 +279,7 @@ def cmd_arithmetic(args) -> int:
     from gankit import explore
     from gankit.sample import load_sampler
 
-    sampler = load_sampler(args.source, args.device, args.checkpoint)
+    sampler = load_sampler(_run(args), args.device, args.checkpoint)
     res = explore.arithmetic(sampler, args.a, args.b, args.c, args.seed, args.sheet_n, args.neighbours, args.noise,
                              args.truncation, args.cls, args.class_n)
     png, npz = explore.save_arithmetic(res, Path(args.out))
@@ -276,7 +291,8 @@ def _add_export(sub) -> None:
     p = sub.add_parser("export", help="write the generator as safetensors + JSON (and ONNX) for sampling elsewhere",
                        description="Writes DIR/generator.safetensors and DIR/generator.json (G_ema when the run "
                                    "kept one); `gankit sample DIR ...` and gankit.sample.load_sampler(DIR) read it.")
-    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="a run folder or name, or a checkpoint")
+    _add_runs_flag(p)
     p.add_argument("--out", required=True, metavar="DIR", help="the export folder")
     p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--onnx", action="store_true",
@@ -287,7 +303,7 @@ def _add_export(sub) -> None:
 def cmd_export(args) -> int:
     from gankit.export import export
 
-    meta = export(args.source, args.out, args.checkpoint, args.onnx)
+    meta = export(_run(args), args.out, args.checkpoint, args.onnx)
     onnx = f", ONNX by the {meta['onnx']['exporter']} exporter" if "onnx" in meta else ""
     print(f"generator of step {meta['step']}{' (EMA)' if meta['ema'] else ''} -> {args.out}{onnx}")
     return 0
@@ -295,7 +311,8 @@ def cmd_export(args) -> int:
 
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="one self-contained HTML page: curves, metrics, samples over time, config")
-    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("run", metavar="RUN", help="a run folder, or the name of one under --runs")
+    _add_runs_flag(p)
     p.add_argument("--out", default=None, metavar="FILE.html",
                    help="[RUN_DIR/report.html]; an existing file is replaced only if it is a gankit report")
     p.set_defaults(func=cmd_report)
@@ -304,7 +321,7 @@ def _add_report(sub) -> None:
 def cmd_report(args) -> int:
     from gankit.report import write_report
 
-    print(write_report(args.run, args.out))
+    print(write_report(_run(args, "run"), args.out))
     return 0
 
 
@@ -316,7 +333,8 @@ def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="score a run with metrics and their real-vs-real floors", description=(
         "Score a run's checkpoint; writes RUN/eval/step-NNNNNNN.json and .md (never overwritten) and prints the "
         "table. Defaults: modes for 2-D points; fid,kid,pr,dc for images, plus class_acc when conditional."))
-    p.add_argument("run", metavar="RUN_DIR", nargs="?", help="a run folder made by `gankit train`")
+    p.add_argument("run", metavar="RUN", nargs="?", help="a run folder made by `gankit train`, or its name")
+    _add_runs_flag(p)
     p.add_argument("--metrics", default=None, help="comma-separated metric names (`gankit eval --list` shows them)")
     p.add_argument("--n", type=_positive_int, default=None, help="generated samples [the run's eval_n]")
     p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
@@ -331,7 +349,6 @@ def _add_eval(sub) -> None:
 
 def cmd_eval(args) -> int:
     from gankit import metrics
-    from gankit.metrics.evaluation import evaluate_run
 
     if args.list:
         metrics.available()
@@ -340,9 +357,11 @@ def cmd_eval(args) -> int:
         return 0
     if args.run is None:
         raise UserError("eval: give a run folder (gankit eval RUN_DIR)")
-    names = [s.strip() for s in args.metrics.split(",") if s.strip()] if args.metrics else None
-    _, json_path, md_path, table = evaluate_run(args.run, names, args.n, args.checkpoint, args.features, args.seed,
-                                                args.device)
+    from gankit.api import evaluate
+
+    record = evaluate(args.run, args.metrics, n=args.n, step=args.checkpoint, features=args.features, seed=args.seed,
+                      device=args.device, runs=args.runs)
+    table, json_path, md_path = record["table"], record["json"], record["markdown"]
     print(table, end="")
     print(f"json: {json_path}\nmarkdown: {md_path}")
     return 0

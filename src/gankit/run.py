@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,6 +31,20 @@ def numbered(root: Path, stem: str) -> Path:
     while path.exists():
         path, i = root / f"{stem}-{i}", i + 1
     return path
+
+
+def find_run(source: str | Path, root: str | Path = "runs") -> Path:
+    """What a command was given as a run: a path that exists (a run folder, a checkpoint file, an export folder),
+    else the name of a run folder under `root` (`--out` of train, `--runs` of the other commands). A path of several
+    parts that does not exist is returned as it is, for the command's own error."""
+    path = Path(source).expanduser()
+    if path.exists() or len(path.parts) != 1:
+        return path
+    named = Path(root).expanduser() / path
+    if named.is_dir():
+        return named
+    raise UserError(f"run: no {path} here and no run named {str(source)!r} in {root}/; give a run folder, a "
+                    f"checkpoint file, or the name of a run folder in --runs DIR (train: --out DIR)")
 
 
 def new_run_dir(cfg: Config) -> Path:
@@ -77,8 +92,19 @@ class Recorder:
         self.file.write(json.dumps(row) + "\n")
         self.file.flush()
         for k, v in row.items():
-            if k not in ("step", "nimg") and isinstance(v, (int, float)):
+            if k not in ("step", "nimg") and isinstance(v, (int, float)) and not isinstance(v, bool):
                 self.writer.add_scalar(k, v, row["step"])
+
+    def image(self, tag: str, png: Path, step: int) -> None:
+        """A picture already saved as PNG (a sample grid, a scatter plot, the real images) into TensorBoard's
+        Images tab. Called from the background writer; SummaryWriter queues events, so threads may share it."""
+        if self.writer is None:
+            return
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(png) as im:
+            self.writer.add_image(tag, np.asarray(im.convert("RGB")), step, dataformats="HWC")
 
     def close(self) -> None:
         if self.file is not None:
@@ -109,9 +135,49 @@ class BackgroundWriter:
             self.pool.shutdown(wait=True)
 
 
+def record_evaluation(run_dir: Path, record: dict) -> None:
+    """An evaluation made after training (`gankit eval`, gankit.evaluate) joins the run's records: one row of
+    eval/* values in metrics.jsonl and TensorBoard, as an evaluation during training writes."""
+    rec = Recorder(Path(run_dir), distributed.Context(), 0)
+    try:
+        rec.write({"step": record["step"] or 0, "event": "eval",
+                   **{f"eval/{k}": v for k, v in record["results"].items()}})
+    finally:
+        rec.close()
+
+
+class LineProgress:
+    """The progress bar's calls, as one plain line per record (every log_every steps) for logs and batch jobs:
+    `--no-progress`, or train(progress=False)."""
+
+    def __init__(self, total: int, start: int):
+        self.total, self.step, self.start, self.t0 = total, start, start, time.time()
+
+    def update(self, n: int = 1) -> None:
+        self.step += n
+
+    def set_postfix_str(self, text: str) -> None:
+        elapsed = time.time() - self.t0
+        rate = (self.step - self.start) / elapsed if elapsed > 0 else 0.0
+        eta = _clock((self.total - self.step) / rate) if rate > 0 else "?"
+        print(f"train: step {self.step}/{self.total} ({100 * self.step // self.total}%), {rate:.2f} steps/s, "
+              f"elapsed {_clock(elapsed)}, ETA {eta} | {text}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
 def progress_bar(cfg: Config, ctx: distributed.Context, start_step: int, enabled: bool):
-    if not (enabled and ctx.is_main):
+    """A tqdm bar in steps with ETA on the main process; with enabled=False, a LineProgress."""
+    if not ctx.is_main:
         return None
+    if not enabled:
+        return LineProgress(cfg.steps, start_step)
     from tqdm import tqdm
 
     return tqdm(total=cfg.steps, initial=start_step, unit="step", desc="train", dynamic_ncols=True,
@@ -128,13 +194,16 @@ def render_samples(sampler, fixed_z: torch.Tensor, fixed_y: torch.Tensor | None)
         sampler.G.train(was_training)
 
 
-def save_pictures(x: torch.Tensor, data, run_dir: Path, step: int, cfg: Config) -> Path:
+def save_pictures(x: torch.Tensor, data, run_dir: Path, step: int, cfg: Config, rec: Recorder | None = None) -> Path:
+    """samples/step-NNNNNNN.png (and the same picture in TensorBoard when `rec` is given)."""
     path = run_dir / "samples" / f"step-{step:07d}.png"
     if data.is_points:
         viz.save_scatter(x, path, data.modes, data.x[:2500].cpu(), title=f"{cfg.data}, step {step}")
     else:
         nrow = cfg.c_dim if cfg.c_dim and cfg.c_dim <= 16 else None
         viz.save_grid(x, path, nrow)
+    if rec is not None:
+        rec.image("samples", path, step)
     return path
 
 

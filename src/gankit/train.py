@@ -20,6 +20,7 @@ from gankit import checkpoint, data as datasets, distributed, metrics, models, r
 from gankit.config import Config, dump
 from gankit.errors import ConfigError, UserError
 from gankit.latent import sample_z
+from gankit.metrics.evaluation import make_record as make_eval_record, write_record as write_eval_record
 from gankit.sample import Sampler
 from gankit.step import Step, make_optimizers
 
@@ -167,6 +168,8 @@ def train(cfg: Config, resume: Path | None = None, progress: bool = True) -> Pat
     # ---- the run folder: made only now that everything above has worked -------------------------------------
     run_dir = Path(resume) if resume else (run.new_run_dir(cfg) if ctx.is_main else None)
     run_dir = Path(_broadcast_obj(str(run_dir), ctx))
+    cfg = dataclasses.replace(cfg, name=run_dir.name)  # the folder's real name, also when it was numbered
+    state.config = cfg.to_dict()
     if ctx.is_main:
         (run_dir / "config.yaml").write_text(dump(cfg))
     rec = run.Recorder(run_dir, ctx, state.step)
@@ -208,16 +211,18 @@ def train(cfg: Config, resume: Path | None = None, progress: bool = True) -> Pat
                                     f"loss_d {row['loss_d']:.3f} loss_g {row['loss_g']:.3f}")
         if due_pictures:
             x = run.render_samples(sampler, fixed_z, fixed_y)
-            writer.submit(run.save_pictures, x, data, run_dir, state.step, cfg)
+            writer.submit(run.save_pictures, x, data, run_dir, state.step, cfg, rec)
         if due_eval:
             try:
-                results = _evaluate(sampler, data, cfg, device)
+                record = _evaluate(sampler, data, cfg, device, run_dir, state.step)
             except Exception as e:  # a broken metric must not cost the run: training and checkpoints go on
                 log.error(f"evaluation at step {state.step} failed ({type(e).__name__}: {e}); training goes on; "
                           f"score the checkpoint later with `gankit eval {run_dir}`")
             else:
-                rec.write({"step": state.step, "nimg": state.nimg, **{f"eval/{k}": v for k, v in results.items()}})
-                last.update({f"eval/{k}": v for k, v in results.items()})
+                evals = {f"eval/{k}": v for k, v in record["results"].items()}
+                rec.write({"step": state.step, "nimg": state.nimg, **evals})
+                last.update(evals)
+                writer.submit(write_eval_record, run_dir / "eval", record)  # eval/step-NNNNNNN.json, as gankit eval
         if due_ckpt:
             snapshot = state.capture(_gather_rng(ctx))  # CPU copies: training goes on while the file is written
             writer.wait()                              # one checkpoint write at a time, in order
@@ -261,11 +266,15 @@ def _gather_rng(ctx: distributed.Context):
     return states
 
 
-def _evaluate(sampler: Sampler, data, cfg: Config, device) -> dict:
+def _evaluate(sampler: Sampler, data, cfg: Config, device, run_dir: Path, step: int) -> dict:
+    """The run's eval_metrics on the current G, as the record that gankit eval also writes."""
     was_training = sampler.G.training
     sampler.G.eval()
     try:
         ctx = metrics.EvalContext(sampler, data, cfg.eval_n, seed=cfg.seed, device=str(device))
-        return metrics.evaluate(_names(cfg.eval_metrics), ctx)
+        names, t0 = _names(cfg.eval_metrics), time.perf_counter()
+        results = metrics.evaluate(names, ctx)
+        return make_eval_record(ctx, names, results, time.perf_counter() - t0, run=str(run_dir), step=step,
+                                checkpoint=None, data_name=cfg.data)
     finally:
         sampler.G.train(was_training)

@@ -74,15 +74,29 @@ def evaluate_run(run: str | Path, names: list[str] | None = None, n: int | None 
                       features=feature_choice)
     t0 = time.perf_counter()
     results = evaluate(names, ctx)
+    record = make_record(ctx, names, results, time.perf_counter() - t0, run=str(run), step=sampler.meta.get("step"),
+                         checkpoint=sampler.meta.get("source"), data_name=cfg["data"])
+    json_path, md_path, text = write_record(run / "eval", record)
+    return record, json_path, md_path, text
+
+
+def make_record(ctx: EvalContext, names: list[str], results: dict, seconds: float, run: str, step: int | None,
+                checkpoint: str | None, data_name: str) -> dict:
+    """What RUN/eval/step-NNNNNNN.json holds: the results with their floors, and how they were made."""
     emb = ctx.cache.get("embedder")
     clf = ctx.cache.get("classifier") or getattr(emb, "classifier", None)
-    record = {"run": str(run), "step": sampler.meta.get("step"), "checkpoint": sampler.meta.get("source"),
-              "data": cfg["data"], "data_size": len(data), "metrics": names, "n": ctx.n, "seed": seed,
-              "features": emb.kind if emb else None, "seconds": round(time.perf_counter() - t0, 1), "results": results}
+    record = {"run": run, "step": step, "checkpoint": checkpoint, "data": data_name, "data_size": len(ctx.data),
+              "metrics": names, "n": ctx.n, "seed": ctx.seed, "features": emb.kind if emb else None,
+              "seconds": round(seconds, 1), "results": results}
     if clf is not None:
         record["classifier"] = {"held_out_accuracy": clf.accuracy, "n_train": clf.n_train,
                                 "n_held_out": clf.n_held_out, "cache": str(clf.path)}
-    folder = run / "eval"
+    return record
+
+
+def write_record(folder: Path, record: dict) -> tuple[Path, Path, str]:
+    """folder/step-NNNNNNN.json and .md, numbered when taken (never overwritten); returns the paths and the table."""
+    folder = Path(folder)
     folder.mkdir(exist_ok=True)
     json_path, md_path = _free_paths(folder, f"step-{record['step'] or 0:07d}")
     text = markdown(record)
@@ -90,4 +104,4 @@ def evaluate_run(run: str | Path, names: list[str] | None = None, n: int | None 
         json.dump(record, f, indent=1)
     with open(md_path, "x") as f:
         f.write(text)
-    return record, json_path, md_path, text
+    return json_path, md_path, text
