@@ -1,8 +1,11 @@
 """Export a trained generator for sampling without the training code.
 
     DIR/generator.safetensors   G's weights and buffers (batch-norm statistics, VBN's reference batch)
-    DIR/generator.json          its spec (constructor arguments), prior, z_dim, c_dim, class names, output shape,
-                                the run and step it came from; written last, so its presence marks a whole export
+    DIR/generator.json          what G is, so that it can be rebuilt from this file alone: the architecture (its class
+                                in gankit.models) and its constructor arguments; its inputs (z: shape, prior; y: class
+                                index and names) and its output (shape, layout, range, how to make uint8 pixels); the
+                                weights' SHA-256; the run and step it came from. Written last, so its presence marks a
+                                whole export. `load_generator(DIR)` rebuilds G from it.
     DIR/generator.onnx          (--onnx) inputs z (B, z_dim) float32 [and y (B,) int64], output images (B, C, H, W)
                                 or points (B, 2) for a 2-D run; B is dynamic
 
@@ -29,6 +32,10 @@ from safetensors.torch import save_file
 from gankit import __version__
 from gankit.errors import UserError
 from gankit.sample import EXPORT_META, EXPORT_WEIGHTS, load_sampler
+
+FORMAT_VERSION = 2  # 1: spec, prior and shape only; 2: architecture, arguments, inputs, output, weights' checksum
+PRIORS = {"normal": "z ~ N(0, I)", "uniform": "z ~ U[-1, 1]^z_dim",
+          "sphere": "z uniform on the sphere of radius sqrt(z_dim): a normal draw scaled to norm sqrt(z_dim)"}
 
 EXPORT_ONNX = "generator.onnx"
 ONNX_TOLERANCE = 1e-4  # images live in [-1, 1]; float32 kernels of two runtimes differ by ~1e-7
@@ -123,6 +130,59 @@ def check_onnx_installed() -> None:
                         f"pip install 'gankit[onnx]' (or pip install {' '.join(ONNX_PACKAGES)})")
 
 
+def describe(G: torch.nn.Module, prior: str, class_names: list[str], shape: list[int]) -> dict:
+    """generator.json's description of G: enough to rebuild it and to use its inputs and output correctly."""
+    spec = dict(G.spec)
+    arch = spec.pop("arch")
+    images = len(shape) == 3
+    inputs = {"z": {"shape": [G.z_dim], "dtype": "float32", "prior": prior, "draw": PRIORS[prior]}}
+    if G.c_dim:
+        inputs["y"] = {"shape": [], "dtype": "int64", "range": [0, G.c_dim - 1], "class_names": class_names}
+    output = ({"kind": "images", "shape": shape, "layout": "NCHW", "dtype": "float32", "range": [-1.0, 1.0],
+               "to_uint8": "round((x + 1) * 127.5), clipped to 0..255"} if images else
+              {"kind": "points", "shape": shape, "dtype": "float32", "range": None})
+    return {
+        "format": "gankit-generator", "format_version": FORMAT_VERSION, "gankit_version": __version__,
+        "architecture": arch, "class": f"{type(G).__module__}.{type(G).__qualname__}", "arguments": spec,
+        "call": "G(z) or, with classes, G(z, y); batch first", "inputs": inputs, "output": output,
+        # the fields of format 1, which older readers use
+        "spec": dict(G.spec), "prior": prior, "z_dim": G.z_dim, "c_dim": G.c_dim, "class_names": class_names,
+        "img_shape": shape, "is_points": not images,
+    }
+
+
+def load_generator(folder: str | Path, device: str = "cpu") -> torch.nn.Module:
+    """G rebuilt from an export folder alone: generator.json's architecture and arguments, then the weights
+    (checked against the recorded SHA-256). In eval mode, on `device`."""
+    from safetensors.torch import load_file
+
+    from gankit.models import generator_from_spec
+
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / EXPORT_META).read_text())
+        spec = {"arch": meta["architecture"], **meta["arguments"]} if "architecture" in meta else meta["spec"]
+        weights = folder / meta.get("weights", {}).get("file", EXPORT_WEIGHTS)
+        want = meta.get("weights", {}).get("sha256")
+        if want and _sha256(weights) != want:
+            raise ValueError(f"{weights.name} does not match the SHA-256 in {EXPORT_META}")
+        G = generator_from_spec(spec)
+        G.load_state_dict(load_file(str(weights)))
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as e:
+        raise UserError(f"export: cannot load the exported generator in {folder} ({e})".splitlines()[0]) from None
+    return G.to(device).eval()
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def export(source: str | Path, out: str | Path, step: int | None = None, onnx: bool = False) -> dict:
     """Export the generator of a run folder or checkpoint (the latest, or the checkpoint of `step`) to `out`.
     Returns the metadata written to generator.json."""
@@ -145,13 +205,12 @@ def export(source: str | Path, out: str | Path, step: int | None = None, onnx: b
     save_file({k: v.detach().contiguous() for k, v in G.state_dict().items()}, str(out / EXPORT_WEIGHTS),
               metadata={"format": "pt"})
     cfg = sampler.meta.get("config", {})
-    meta = {
-        "format": "gankit-generator", "format_version": 1, "gankit_version": __version__,
-        "spec": G.spec, "prior": sampler.prior, "z_dim": G.z_dim, "c_dim": G.c_dim,
-        "class_names": list(sampler.class_names), "img_shape": shape, "is_points": len(shape) == 1,
+    meta = describe(G, sampler.prior, list(sampler.class_names), shape)
+    meta.update({
+        "weights": {"file": EXPORT_WEIGHTS, "sha256": _sha256(out / EXPORT_WEIGHTS)},
         "source": str(src), "step": sampler.meta.get("step"), "ema": bool(sampler.meta.get("ema")),
         "data": sampler.meta.get("data"), "config": cfg,
-    }
+    })
     if onnx:
         meta["onnx"] = export_onnx(G, out / EXPORT_ONNX, "points" if meta["is_points"] else "images")
     tmp = out / f".{EXPORT_META}.tmp"

@@ -16,7 +16,6 @@ import torch
 from gankit import checkpoint, viz
 from gankit.errors import UserError
 from gankit.latent import sample_labels, sample_z, truncate
-from gankit.models import generator_from_spec
 
 EXPORT_WEIGHTS = "generator.safetensors"
 EXPORT_META = "generator.json"
@@ -98,15 +97,16 @@ def _from_checkpoint(path: Path, device) -> Sampler:
 
 
 def _from_export(folder: Path, device) -> Sampler:
-    from safetensors.torch import load_file
+    from gankit.export import load_generator
 
     try:
         meta = json.loads((folder / EXPORT_META).read_text())
-        G = generator_from_spec(meta["spec"])
-        G.load_state_dict(load_file(str(folder / EXPORT_WEIGHTS)))
-    except (OSError, KeyError, ValueError, RuntimeError) as e:
+    except (OSError, ValueError) as e:
         raise UserError(f"sample: cannot load the exported generator in {folder} ({e})".splitlines()[0]) from None
-    G.to(device).eval()
+    try:
+        G = load_generator(folder, device)
+    except UserError as e:
+        raise UserError(str(e).replace("export: ", "sample: ", 1)) from None
     return Sampler(G, meta["prior"], meta.get("class_names", []), {**meta, "source": str(folder)})
 
 
