@@ -33,6 +33,7 @@ def train(config: Config | str | None = None, *, resume: str | Path | None = Non
     """
     from gankit import run, train as train_mod
 
+    _log_to_stderr()
     run_dir = None
     if resume is not None:
         if config is not None:
@@ -47,6 +48,18 @@ def train(config: Config | str | None = None, *, resume: str | Path | None = Non
     else:
         cfg = _load(config, fields)
     return train_mod.train(cfg, resume=run_dir, progress=progress)
+
+
+def _log_to_stderr() -> None:
+    """Outside the CLI nobody may have configured logging: show gankit's INFO lines (the data summary, ...)."""
+    import logging
+
+    logger = logging.getLogger("gankit")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("gankit: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def load(run: str | Path, *, runs: str | Path = "runs", device: str = "cpu", step: int | None = None):
@@ -67,6 +80,7 @@ def evaluate(run: str | Path, metrics: list[str] | str | None = None, *, n: int 
     from gankit.metrics.evaluation import evaluate_run
     from gankit.run import find_run, record_evaluation
 
+    _log_to_stderr()
     if isinstance(metrics, str):
         metrics = [s.strip() for s in metrics.split(",") if s.strip()]
     run_dir = find_run(run, runs)

@@ -426,6 +426,25 @@ def cmd_ablate(args) -> int:
 # ------------------------------------------------------------------------------------------------------------------
 
 
+def _add_shards(sub) -> None:
+    p = sub.add_parser("shards", help="pack a folder of images into tar shards for data: shards:DIR", description=(
+        "Write every image under FOLDER (searched recursively; top-level sub-folders are classes) into "
+        "DIR/shard-NNNNNN.tar in WebDataset's layout: each image's own bytes under a numbered key, its class index "
+        "as KEY.cls, the class names in DIR/classes.txt. Then train with --data shards:DIR."))
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder for the shards")
+    p.add_argument("--per-shard", type=_positive_int, default=1000, help="images per shard [1000]")
+    p.set_defaults(func=cmd_shards)
+
+
+def cmd_shards(args) -> int:
+    from gankit.data.shards import write_shards
+
+    paths = write_shards(args.folder, args.out, args.per_shard)
+    print(f"{len(paths)} shard(s) -> {args.out}; train with --data shards:{args.out}")
+    return 0
+
+
 def _add_presets(sub) -> None:
     p = sub.add_parser("presets", help="list the presets that --config accepts")
     p.set_defaults(func=lambda args: print("\n".join(__import__("gankit.config").config.presets())) or 0)
@@ -455,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, help="print the versions of gankit, torch and Python")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in (_add_train, _add_bench, _add_sample, _add_interpolate, _add_arithmetic, _add_export, _add_report,
-                _add_eval, _add_ablate, _add_presets):
+                _add_eval, _add_ablate, _add_shards, _add_presets):
         add(sub)
     return parser
 

@@ -134,8 +134,8 @@ def evaluation_table(record: dict) -> str:
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{fmt(v)}</td><td>{fmt(res.get(k + '_floor'))}</td></tr>"
                    for k, v in res.items() if not k.endswith("_floor") and k not in INFO_KEYS)
     return ("<table><tr><th>metric</th><th>model</th><th>floor (real vs real)</th></tr>" + rows + "</table>"
-            f"<p>Step {record.get('step')}, {record.get('n')} samples, features: {html.escape(str(record.get('features')))}"
-            f", seed {record.get('seed')} (<code>eval/{html.escape(record['file'])}</code>). The floor is the same "
+            f"<p>Step {record.get('step')}, {record.get('n')} samples, features: "
+            f"{html.escape(str(record.get('features')))}, seed {record.get('seed')} (<code>eval/{html.escape(record['file'])}</code>). The floor is the same "
             "metric with real data in place of generated samples, at the same sample count.</p>")
 
 

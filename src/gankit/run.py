@@ -207,6 +207,17 @@ def save_pictures(x: torch.Tensor, data, run_dir: Path, step: int, cfg: Config, 
     return path
 
 
+def save_reals(x: torch.Tensor, run_dir: Path, rec: Recorder | None = None) -> Path:
+    """reals.png: real training images as the model is shown them (resized, mirrored), and in TensorBoard."""
+    path = run_dir / "reals.png"
+    if path.exists():
+        raise UserError(f"run: {path} exists; a new run folder should not hold one")
+    viz.save_grid(x, path)
+    if rec is not None:
+        rec.image("reals", path, 0)
+    return path
+
+
 def print_summary(run_dir: Path, last: dict) -> None:
     grids = sorted((run_dir / "samples").glob("step-*.png"))
     lines = [f"run:         {run_dir}",

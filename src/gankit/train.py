@@ -18,6 +18,7 @@ import torch
 
 from gankit import checkpoint, data as datasets, distributed, metrics, models, run
 from gankit.config import Config, dump
+from gankit.data.stream import Batches, Draw  # noqa: F401  (Batches: gankit.bench draws with it too)
 from gankit.errors import ConfigError, UserError
 from gankit.latent import sample_z
 from gankit.metrics.evaluation import make_record as make_eval_record, write_record as write_eval_record
@@ -43,7 +44,7 @@ def resolve_device(name: str, ctx: distributed.Context) -> torch.device:
 
 
 def load_data(cfg: Config) -> datasets.Dataset:
-    return datasets.load(cfg.data, cfg.data_dir, cfg.img_size, cfg.channels, cfg.n_points)
+    return datasets.from_config(cfg)
 
 
 def resolve(cfg: Config, data: datasets.Dataset, world_size: int = 1) -> Config:
@@ -70,29 +71,6 @@ def resolve(cfg: Config, data: datasets.Dataset, world_size: int = 1) -> Config:
 
 def _names(csv: str) -> list[str]:
     return [s.strip() for s in csv.split(",") if s.strip()]
-
-
-class Batches:
-    """Global batch number k of an endless sequence of epochs.
-
-    Each epoch is a permutation seeded by (seed, epoch), so where training stands in the data is given by one
-    counter, which the checkpoint saves; each rank takes its own slice of every global batch.
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int, ctx: distributed.Context, device: torch.device):
-        self.n, self.batch_size, self.seed, self.ctx, self.device = n, batch_size, seed, ctx, device
-        self.per_epoch = n // (batch_size * ctx.world_size)
-        self._epoch, self._perm = -1, None
-
-    def __call__(self, k: int) -> torch.Tensor:
-        epoch, i = divmod(k, self.per_epoch)
-        if epoch != self._epoch:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=gen).to(self.device)
-        start = (i * self.ctx.world_size + self.ctx.rank) * self.batch_size
-        return self._perm[start: start + self.batch_size]
-
-
 
 
 def build_models(cfg: Config, data: datasets.Dataset, device: torch.device):
@@ -156,14 +134,14 @@ def train(cfg: Config, resume: Path | None = None, progress: bool = True) -> Pat
         if G_ema is not None:
             G_ema.load_state_dict(G.state_dict())
     train_step = Step(cfg, G, D, G_ema, opt_g, opt_d, device, ctx)
-    batches = Batches(len(data), cfg.batch_size, cfg.seed, ctx, device)
+    draw = Draw(data, cfg.batch_size, cfg.seed, ctx, device, cfg.xflip)  # from memory, or decoded by DataLoaders
     to_layout = (lambda x: x.contiguous(memory_format=torch.channels_last)) if (
         cfg.channels_last and not data.is_points) else (lambda x: x)
 
     def real_batch():
-        idx = batches(state.batches)
+        x, y = draw(state.batches)  # global batch number state.batches: the position in the data, checkpointed
         state.batches += 1
-        return to_layout(data.batch(idx)), (data.y[idx] if cfg.c_dim else None)
+        return to_layout(x), (y if cfg.c_dim else None)
 
     # ---- the run folder: made only now that everything above has worked -------------------------------------
     run_dir = Path(resume) if resume else (run.new_run_dir(cfg) if ctx.is_main else None)
@@ -176,6 +154,8 @@ def train(cfg: Config, resume: Path | None = None, progress: bool = True) -> Pat
     if resume:
         rec.write({"step": state.step, "nimg": state.nimg, "event": "resume"})
     writer = run.BackgroundWriter()
+    if ctx.is_main and not data.is_points and not resume:  # what the model is shown: reals.png
+        writer.submit(run.save_reals, draw.preview(cfg.grid_n), run_dir, rec)
     sampler = Sampler(G_ema or G, cfg.prior, data.class_names, {"config": cfg.to_dict()})
     bar = run.progress_bar(cfg, ctx, state.step, progress)
 
@@ -271,7 +251,8 @@ def _evaluate(sampler: Sampler, data, cfg: Config, device, run_dir: Path, step: 
     was_training = sampler.G.training
     sampler.G.eval()
     try:
-        ctx = metrics.EvalContext(sampler, data, cfg.eval_n, seed=cfg.seed, device=str(device))
+        ctx = metrics.EvalContext(sampler, data.for_metrics(cfg.eval_n), cfg.eval_n, seed=cfg.seed,
+                                  device=str(device))
         names, t0 = _names(cfg.eval_metrics), time.perf_counter()
         results = metrics.evaluate(names, ctx)
         return make_eval_record(ctx, names, results, time.perf_counter() - t0, run=str(run_dir), step=step,

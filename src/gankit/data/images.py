@@ -10,8 +10,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.datasets.folder import IMG_EXTENSIONS
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from gankit.data import Dataset
@@ -57,41 +55,22 @@ def load_fake(img_size: int, channels: int, n: int) -> Dataset:
     return Dataset("fake", x)
 
 
-def load_folder(path: str, img_size: int, channels: int) -> Dataset:
-    """Every image under `path`, searched recursively; top-level sub-folders become class labels.
+UNREADABLE = (OSError, ValueError, Image.DecompressionBombError)  # what open_image raises for a file it cannot read
 
-    Images are resized (shorter side) and centre-cropped to img_size. channels 0 or 3 gives RGB, 1 grayscale.
-    Files that cannot be decoded are skipped and counted in one warning.
-    """
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise UserError(f"data: folder {root} does not exist (data: folder:PATH needs a folder of images)")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
-    if not files:
-        raise UserError(f"data: no images under {root} (looked for {', '.join(IMG_EXTENSIONS)})")
-    rel = [p.relative_to(root).parts for p in files]
-    classes = sorted({parts[0] for parts in rel if len(parts) > 1})
-    labelled = len(classes) >= 2 and all(len(parts) > 1 for parts in rel)
 
-    mode = "L" if channels == 1 else "RGB"
-    transform = v2.Compose([v2.PILToTensor(), v2.Resize(img_size, antialias=True), v2.CenterCrop(img_size)])
-    images, labels, skipped = [], [], 0
-    for file, parts in zip(files, rel):
-        try:
-            with Image.open(file) as im:
-                images.append(transform(im.convert(mode)))
-        except (OSError, ValueError, Image.DecompressionBombError):
-            skipped += 1
-            continue
-        if labelled:
-            labels.append(classes.index(parts[0]))
-    if skipped:
-        log.warning(f"data: skipped {skipped} unreadable image file(s) of {len(files)} under {root}")
-    if not images:
-        raise UserError(f"data: none of the {len(files)} image files under {root} could be read")
-    x = to_stored(torch.stack(images), img_size, 1 if channels == 1 else 3)
-    y = torch.tensor(labels, dtype=torch.long) if labelled else None
-    return Dataset(f"folder:{root}", x, y, classes if labelled else [])
+def open_image(file, mode: str) -> Image.Image:
+    """One image file (a path, or a file object holding its bytes, as read from a tar shard) as a PIL image in
+    `mode` ("L" or "RGB"). Raises OSError, ValueError or Image.DecompressionBombError when it cannot be read: the
+    folder loader skips such files and counts them (data/folder.py holds the loop, the resizing and the summary)."""
+    with Image.open(file) as im:
+        return im.convert(mode)
+
+
+def load_folder(path: str, img_size: int, channels: int, **options):
+    """Every image under `path`, searched recursively; top-level sub-folders become class labels (data/folder.py)."""
+    from gankit.data import folder
+
+    return folder.load(path, img_size, channels, **options)
 
 
 def read_idx(path: Path) -> np.ndarray:

@@ -64,7 +64,7 @@ def evaluate_run(run: str | Path, names: list[str] | None = None, n: int | None 
         raise UserError(f"eval: {run} is not a run folder (a folder with checkpoints/, made by `gankit train`)")
     sampler = load_sampler(run, device, step)
     cfg = sampler.meta["config"]
-    data = datasets.load(cfg["data"], cfg["data_dir"], cfg["img_size"], cfg["channels"], cfg["n_points"])
+    data = datasets.from_config(cfg).for_metrics(n or cfg.get("eval_n", 2500))  # read as training read it
     kind, conditional = ("points" if data.is_points else "image"), bool(sampler.c_dim)
     names = names or default_metrics(kind, conditional)
     check_names(names, kind, conditional, "--metrics")
