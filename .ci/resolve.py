@@ -19,9 +19,14 @@ import sys
 import tomllib
 from pathlib import Path
 
-from packaging.requirements import Requirement
-from packaging.specifiers import SpecifierSet
-from packaging.version import Version
+try:
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+except ImportError:  # a bare interpreter: pip's own copy of packaging
+    from pip._vendor.packaging.requirements import Requirement
+    from pip._vendor.packaging.specifiers import SpecifierSet
+    from pip._vendor.packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_FAMILY = {"torch", "torchvision"}     # checked by version listing: never downloaded

@@ -31,7 +31,8 @@ def train(config: Config | str | None = None, *, resume: str | Path | None = Non
     with only the fields that may change on resume (steps, log_every, ...) taken from `fields`.
     progress: a progress bar; False prints one line every log_every steps.
     """
-    from gankit import run, train as train_mod
+    from gankit import run
+    from gankit.train import train as train_loop
 
     _log_to_stderr()
     run_dir = None
@@ -47,7 +48,7 @@ def train(config: Config | str | None = None, *, resume: str | Path | None = Non
         validate(cfg)  # a Config built by hand has not been checked yet
     else:
         cfg = _load(config, fields)
-    return train_mod.train(cfg, resume=run_dir, progress=progress)
+    return train_loop(cfg, resume=run_dir, progress=progress)
 
 
 def _log_to_stderr() -> None:

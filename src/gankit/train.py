@@ -10,7 +10,9 @@ import copy
 import dataclasses
 import logging
 import random
+import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -259,3 +261,19 @@ def _evaluate(sampler: Sampler, data, cfg: Config, device, run_dir: Path, step: 
                                 checkpoint=None, data_name=cfg.data)
     finally:
         sampler.G.train(was_training)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# `gankit.train(config)` is the Python API (api.py). Importing this module binds the package's attribute `train` to
+# the module itself, so the module is made callable and passes the call on: `gankit.train(...)` works whether or not
+# the module has been imported (e.g. by the command line) before.
+
+
+class _CallableModule(types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        from gankit.api import train as api_train
+
+        return api_train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
