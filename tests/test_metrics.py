@@ -19,15 +19,22 @@ def digits8():
 
 
 @pytest.fixture(scope="module")
-def trained_cache(tmp_path_factory, digits8):
-    """A cache folder holding the 8 x 8 digits classifier, trained once for this module; counts the trainings."""
+def local8(digits8):
+    """The same images under a name no shipped classifier has: metrics train and cache a classifier for it."""
+    import dataclasses
+    return dataclasses.replace(digits8, name="folder:digits8")
+
+
+@pytest.fixture(scope="module")
+def trained_cache(tmp_path_factory, local8):
+    """A cache folder holding local8's classifier, trained once for this module; counts the trainings."""
     folder = tmp_path_factory.mktemp("gankit-cache")
     calls = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GANKIT_CACHE", str(folder))
         real_fit = clf.fit
         mp.setattr(clf, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
-        first = clf.real_classifier(digits8)
+        first = clf.real_classifier(local8)
     return folder, first, len(calls)
 
 
@@ -139,19 +146,20 @@ def test_knn_radii_match_sorting():
 # the data set's classifier, class accuracy, CAS, memorisation
 
 
-def test_classifier_is_trained_once_then_read_from_the_cache(monkeypatch, trained_cache, digits8):
+def test_classifier_is_trained_once_then_read_from_the_cache(monkeypatch, trained_cache, local8):
     folder, first, trainings = trained_cache
-    assert trainings == 1 and first.path.parent.parent == folder and first.path.is_file()
-    assert first.accuracy > 0.9 and first.n_train + first.n_held_out == len(digits8)
+    assert trainings == 1 and first.path.parent.parent == folder and first.path.is_file() and not first.shipped
+    assert first.accuracy > 0.9 and first.n_train + first.n_held_out == len(local8)
     monkeypatch.setenv("GANKIT_CACHE", str(folder))
     monkeypatch.setattr(clf, "fit", lambda *a, **k: pytest.fail("the cached classifier was trained again"))
-    again = clf.real_classifier(digits8)
+    again = clf.real_classifier(local8)
     assert again.accuracy == first.accuracy
     assert all(torch.equal(a, b) for a, b in zip(again.model.state_dict().values(), first.model.state_dict().values()))
     # other data never shares the entry: another size, or one changed pixel, gives another key
     changed = data.load("digits", img_size=8)
     changed.x[0, 0, 0, 0] += 1
-    keys = {clf.data_key(digits8), clf.data_key(data.load("digits", img_size=16)), clf.data_key(changed)}
+    keys = {clf.data_key(data.load("digits", img_size=8)), clf.data_key(data.load("digits", img_size=16)),
+            clf.data_key(changed)}
     assert len(keys) == 3 and all(k.startswith("digits-") for k in keys)
 
 
@@ -162,7 +170,7 @@ def test_class_accuracy(monkeypatch, trained_cache, digits8):
     right = metrics.evaluate(["class_acc"], _ctx(monkeypatch, trained_cache, digits8, x, y, n=300))
     wrong = metrics.evaluate(["class_acc"], _ctx(monkeypatch, trained_cache, digits8, x, (y + 1) % 10, n=300))
     assert right["class_acc"] > 0.9 and wrong["class_acc"] < 0.1
-    assert right["class_acc_floor"] == right["classifier_acc"] == trained_cache[1].accuracy
+    assert right["class_acc_floor"] == right["classifier_acc"] == clf.shipped_classifier("digits").accuracy
     assert right["n_samples"] == 300
 
 
@@ -193,7 +201,8 @@ def test_feature_metrics_with_their_floors(monkeypatch, trained_cache, digits8):
     real = metrics.evaluate(names, _ctx(monkeypatch, trained_cache, digits8, digits8.floats()[perm], n=400))
     noise = torch.rand(400, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
     bad = metrics.evaluate(names, _ctx(monkeypatch, trained_cache, digits8, noise))
-    assert real["n_samples"] == bad["n_samples"] == 400 and real["classifier_acc"] == trained_cache[1].accuracy
+    assert real["n_samples"] == bad["n_samples"] == 400
+    assert real["classifier_acc"] == clf.shipped_classifier("digits").accuracy
     assert real["fid"] < 2 * real["fid_floor"] < bad["fid"] / 10
     assert 1 <= bad["is"] < real["is"] <= 10 and 1 <= real["is_floor"] <= 10
     assert real["precision"] > 0.7 and real["recall"] > 0.7 and bad["precision"] < 0.1 and bad["coverage"] < 0.1
@@ -259,3 +268,85 @@ def test_a_failing_evaluation_does_not_cost_the_run(tiny_run, cli, monkeypatch, 
     # the run went on to its last step and saved it
     assert json.loads((tiny_run / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 24
     assert torch.load(tiny_run / "checkpoints" / "latest.pt", weights_only=False)["step"] == 24
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# shipped classifiers, recognisable samples, Stacked MNIST's modes
+
+
+def test_shipped_classifiers_are_checked_and_used_for_their_data_sets(tmp_path, monkeypatch, digits8):
+    shipped = clf.shipped_classifier("digits")
+    assert shipped.shipped and shipped.accuracy > 0.95 and "shipped digits-cnn" in shipped.source
+    assert clf.real_classifier(digits8).path == shipped.path   # no training, whatever the cache holds
+    assert clf.shipped_classifier("folder:x") is None
+    # a tampered weights file is refused with a line that says what to do
+    import shutil
+    for f in clf.SHIPPED_DIR.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    w = tmp_path / f"{clf.SHIPPED['digits']}.safetensors"
+    raw = bytearray(w.read_bytes())
+    raw[-1] ^= 1
+    w.write_bytes(bytes(raw))
+    monkeypatch.setattr(clf, "SHIPPED_DIR", tmp_path)
+    with pytest.raises(UserError, match="checksum"):
+        clf.shipped_classifier("digits")
+
+
+def test_shipped_classifier_gives_the_same_fid_with_1_or_2_threads(digits8):
+    model = clf.shipped_classifier("digits").model
+    x = digits8.floats()
+    noisy = (x[:600] + 0.3 * torch.randn(600, 1, 8, 8, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    before, out = torch.get_num_threads(), []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            out.append(fid.fid_from_features(clf.predict(model, noisy)[0].double(),
+                                             clf.predict(model, x[900:1500])[0].double()))
+    finally:
+        torch.set_num_threads(before)
+    assert out[0] > 1 and f"{out[0]:.4g}" == f"{out[1]:.4g}"
+
+
+def test_weak_classifier_warns_loudly(monkeypatch, caplog, local8):
+    weak = clf.Classifier(None, 0.62, 10, 5, 0.0, tmp := clf.cache_dir() / "x.pt")
+    monkeypatch.setattr(clf, "_cached_classifier", lambda data, device="cpu": weak)
+    with caplog.at_level(logging.WARNING, logger="gankit"):
+        assert clf.real_classifier(local8) is weak
+    assert any("WARNING" in r.getMessage() and "62.0 %" in r.getMessage() and "mean little" in r.getMessage()
+               for r in caplog.records), tmp
+
+
+def test_recognisable_real_against_noise_and_a_skewed_class_mix(monkeypatch, digits8):
+    from gankit.metrics.classes import class_histogram_kl
+    perm = torch.randperm(len(digits8), generator=torch.Generator().manual_seed(3))
+    x, y = digits8.floats(), digits8.y
+    real = metrics.evaluate(["recognisable"], metrics.EvalContext(Stub(x[perm]), digits8, n=800, seed=0))
+    other = torch.randperm(len(digits8), generator=torch.Generator().manual_seed(4))
+    differ = (y[perm] != y[other]).nonzero().flatten()[:800]
+    between = 0.5 * (x[perm][differ] + x[other][differ])     # halfway between two digits of different classes
+    bad = metrics.evaluate(["recognisable"], metrics.EvalContext(Stub(between), digits8, n=800, seed=0))
+    ones = x[y == 1]
+    skew = metrics.evaluate(["recognisable"], metrics.EvalContext(Stub(ones), digits8, n=len(ones), seed=0))
+    assert real["recognisable"] > 0.85 and abs(real["recognisable"] - real["recognisable_floor"]) < 0.05
+    assert bad["recognisable"] < 0.75 * real["recognisable"]
+    assert real["class_kl"] < 0.05 and real["class_kl_floor"] < 0.05
+    assert skew["class_kl"] > 1.5  # all ones: about log(10) = 2.3 from the real mix
+    eye = torch.eye(4) * 10
+    assert class_histogram_kl(eye, eye) == 0.0
+
+
+def test_stacked_mnist_data_and_modes(mnist_dir):
+    from gankit.metrics import modes
+    ds = data.load("stacked-mnist", str(mnist_dir), img_size=32, n_points=600)
+    again = data.load("stacked-mnist", str(mnist_dir), img_size=32, n_points=600)
+    assert ds.x.shape == (600, 3, 32, 32) and ds.num_classes == 1000 and torch.equal(ds.x, again.x)
+    mnist_clf = clf.shipped_classifier("mnist")
+    read = modes.stacked_modes(ds.floats(), mnist_clf)
+    assert (read == ds.y).double().mean() > 0.95            # each channel's digit read back
+    one_mode = ds.floats()[:1].expand(300, -1, -1, -1)
+    stats = modes.stacked_stats(one_mode, mnist_clf)
+    assert stats["modes"] == 1 and stats["reverse_kl"] == pytest.approx(math.log(1000))
+    real = metrics.evaluate(["modes"], metrics.EvalContext(Stub(ds.floats()), ds, n=600, seed=0))
+    assert real["modes"] == pytest.approx(real["modes_floor"], abs=15) and real["modes"] > 400
+    with pytest.raises(UserError, match="does not apply"):
+        metrics.check_names(["modes"], "image", False, data_name="mnist")

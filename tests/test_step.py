@@ -176,3 +176,24 @@ def test_compiled_step_trains(tmp_path, cli):
     assert code == 0, err
     state = torch.load(tmp_path / "c" / "checkpoints" / "latest.pt", weights_only=True)
     assert state["step"] == 3 and all(torch.isfinite(v).all() for v in state["G"].values())
+
+
+def test_ema_rampup_and_lazy_r1():
+    from gankit.step import ema_decay
+    cfg = config.load(None, {**BASE, "ema_decay": 0.999, "ema_rampup": 0.1})
+    assert ema_decay(cfg, 0) == 0.0                        # G_ema starts as a copy of G
+    assert ema_decay(cfg, 99) == pytest.approx(0.9)        # horizon 10 steps after 100
+    assert ema_decay(cfg, 100_000) == 0.999
+    assert ema_decay(config.load(None, {**BASE, "ema_decay": 0.99}), 0) == 0.99
+    penalties = {}
+    for every in (1, 4):
+        cfg = config.load(None, {**BASE, "r1_gamma": 1.0, "r1_every": every, "steps": 4})
+        ds, G, D, G_ema, opt_g, opt_d = _setup(cfg, fused=True)
+        step = Step(cfg, G, D, G_ema, opt_g, opt_d, torch.device("cpu"))
+        batches, seen = _batches(ds, cfg), []
+        for k in range(4):
+            step(batches, k)
+            seen.append(step.tally.read()["penalty"])
+        penalties[every] = seen
+    assert all(p > 0 for p in penalties[1])
+    assert penalties[4][0] > 0 and penalties[4][1:] == [0.0, 0.0, 0.0]   # only every 4th step, weighted 4x

@@ -95,14 +95,15 @@ def _final_eval(run_dir: Path) -> dict:
 
 
 def run_ablation(base: dict, cells: list[Cell], seeds: list[int], out: Path, jobs: int,
-                 extra_env: dict | None = None) -> tuple[Path, list[dict]]:
-    """Run every (cell, seed); returns the folder and one row per run."""
+                 extra_env: dict | None = None, threads: int | None = None) -> tuple[Path, list[dict]]:
+    """Run every (cell, seed); returns the folder and one row per run. Each run gets `threads` intra-op threads
+    (default: the cores shared out among the jobs)."""
     from tqdm import tqdm
 
     if out.exists():
         raise UserError(f"ablate: {out} exists; choose another --name (nothing is overwritten)")
     (out / "runs").mkdir(parents=True)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **(extra_env or {})}
     (out / "ablation.json").write_text(json.dumps({"base": base, "cells": [c.__dict__ for c in cells],
                                                    "seeds": seeds}, indent=1))

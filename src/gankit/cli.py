@@ -382,6 +382,9 @@ def _add_ablate(sub) -> None:
                    help="one named setting of several fields; all --variant settings form one axis")
     p.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 per setting [3]")
     p.add_argument("--jobs", type=_positive_int, default=None, help="parallel runs [number of CPU cores]")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="intra-op threads per run [the CPU cores shared out among the jobs]; 1 keeps runs from "
+                        "waiting on each other, or on other programs, for a core")
     p.add_argument("--summarise", metavar="ABLATION_DIR",
                    help="only rebuild the tables of an existing (possibly interrupted) ablation folder")
     _add_config_flags(p)
@@ -414,7 +417,8 @@ def cmd_ablate(args) -> int:
         data = str(base.get("data", "digits")).replace("folder:", "").replace("/", "_")
         name = numbered(out_root, f"ablate-{data}").name
     jobs = args.jobs or min(os.cpu_count() or 1, len(cells) * args.seeds)
-    folder, rows = ablate.run_ablation(base, cells, list(range(args.seeds)), out_root / name, jobs)
+    folder, rows = ablate.run_ablation(base, cells, list(range(args.seeds)), out_root / name, jobs,
+                                       threads=args.threads)
     metrics, summary = ablate.summarise(cells, rows)
     table, csv_path = ablate.write_tables(folder, rows, metrics, summary,
                                           f"{base.get('data', 'digits')}: " + " x ".join(args.vary + args.variant))

@@ -19,7 +19,7 @@ from gankit.errors import ConfigError, UserError
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "ring", "grid", "fake")  # plus "folder:PATH"
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "stacked-mnist", "ring", "grid", "fake")  # plus "folder:PATH"
 POINT_DATASETS = ("ring", "grid")
 FILE_DATA = ("folder:", "shards:")  # data read from files: resize and stream apply
 MODELS = ("dcgan", "mlp")
@@ -41,7 +41,7 @@ class Config:
     data_dir: str = _f("data", "where torchvision data sets live (downloaded there when online and missing)")
     img_size: int = _f(32, "square image size in pixels; dcgan: 16, 32, 64 or 128")
     channels: int = _f(0, "image channels: 0 keeps the data set's own, 1 = grayscale, 3 = RGB", (0, 1, 3))
-    n_points: int = _f(50_000, "examples drawn for a generated data set (ring, grid, fake)")
+    n_points: int = _f(50_000, "examples drawn for a generated data set (ring, grid, stacked-mnist, fake)")
     resize: str = _f("crop", "folder/shards images that are not square: crop (shorter side to img_size, centre "
                              "square), pad (longer side, black borders) or stretch", ("crop", "pad", "stretch"))
     xflip: bool = _f(False, "also show D every image mirrored left-right (stylegan2-ada's --mirror): doubles the "
@@ -83,12 +83,16 @@ class Config:
     loss: str = _f("ns", "adversarial loss (ns = non-saturating)", LOSSES)
     gp_weight: float = _f(10.0, "wgan-gp gradient-penalty weight")
     r1_gamma: float = _f(0.0, "R1 penalty weight gamma on real data (Mescheder et al. 2018); 0 = off")
+    r1_every: int = _f(1, "lazy R1 (Karras et al. 2020): the penalty on every r1_every-th step only, weighted "
+                          "r1_every x gamma")
     label_smooth: float = _f(1.0, "one-sided label smoothing: D's target for real examples (1.0 = off)")
     inst_noise: float = _f(0.0, "instance noise: initial std of Gaussian noise on D's inputs; 0 = off")
     inst_noise_steps: int = _f(0, "steps over which instance noise anneals linearly to 0; 0 = the whole run")
     feature_matching: bool = _f(False, "G matches the mean of D's last features on real data (Salimans et al.)")
     diffaug: str = _f("", "DiffAugment policy on D's inputs, comma-separated: color, translation, cutout")
     ema_decay: float = _f(0.0, "exponential moving average of G's weights (e.g. 0.999); 0 = off")
+    ema_rampup: float = _f(0.0, "EMA warm-up (stylegan2-ada): the averaging horizon 1 / (1 - decay) is at most "
+                                "ema_rampup x the steps done, so early weights fade fast; 0 = off")
 
     # --- optimisation ---
     steps: int = _f(2000, "generator updates to train for")
@@ -236,6 +240,7 @@ def validate(cfg: Config) -> None:
     _check(cfg.data_workers >= 0, "data_workers", f"must be >= 0, got {cfg.data_workers}")
     _check(not (cfg.xflip and cfg.is_points), "xflip", "mirrors images, not 2-D points")
     for name in ("z_dim", "g_width", "d_width", "g_layers", "d_layers", "steps", "batch_size", "d_steps", "g_steps",
+                 "r1_every",
                  "vbn_ref_size", "c_embed_dim", "pack", "grid_n", "eval_n", "n_points", "log_every",
                  "sample_every"):
         _check(getattr(cfg, name) >= 1, name, f"must be a positive integer, got {getattr(cfg, name)}")
@@ -245,7 +250,7 @@ def validate(cfg: Config) -> None:
         _check(getattr(cfg, name) > 0, name, f"must be > 0, got {getattr(cfg, name)}")
     for name in ("beta1", "beta2"):
         _check(0 <= getattr(cfg, name) < 1, name, f"must be in [0, 1), got {getattr(cfg, name)}")
-    for name in ("gp_weight", "r1_gamma", "inst_noise", "slope"):
+    for name in ("gp_weight", "r1_gamma", "inst_noise", "slope", "ema_rampup"):
         _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {getattr(cfg, name)}")
     _check(0 <= cfg.lr_decay_start <= 1, "lr_decay_start", f"must be in [0, 1], got {cfg.lr_decay_start}")
     _check(0 < cfg.label_smooth <= 1, "label_smooth", f"real target must be in (0, 1], got {cfg.label_smooth}")
@@ -262,6 +267,8 @@ def validate(cfg: Config) -> None:
         _check(cfg.img_size >= 4, "img_size", f"must be >= 4, got {cfg.img_size}")
         for name in ("g_norm", "d_norm"):
             _check(getattr(cfg, name) != "instance", name, "instance norm needs feature maps: use it with dcgan")
+    if cfg.data == "stacked-mnist":
+        _check(cfg.channels in (0, 3), "channels", "stacked-mnist has 3 channels, one MNIST digit each")
     if cfg.is_points:
         _check(cfg.model == "mlp", "model", f"2-D data set {cfg.data} needs model mlp")
         _check(not cfg.diffaug, "diffaug", "DiffAugment works on images, not on 2-D points")

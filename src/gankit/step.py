@@ -56,6 +56,15 @@ def ema_update(G_ema: nn.Module, G: nn.Module, decay: float) -> None:
         be.copy_(b)
 
 
+def ema_decay(cfg: Config, step: int) -> float:
+    """The EMA decay after `step` updates: ema_decay, or with ema_rampup the shorter horizon of stylegan2-ada's
+    warm-up, 1 / (1 - decay) <= ema_rampup * step, so G_ema starts as G and averages over more steps as it goes."""
+    if not cfg.ema_rampup:
+        return cfg.ema_decay
+    horizon = max(1.0, cfg.ema_rampup * (step + 1))
+    return min(cfg.ema_decay, 1.0 - 1.0 / horizon)
+
+
 def lr_scale(cfg: Config, step: int) -> float:
     """1 until lr_decay_start of the run, then linearly down to 0 at the last step."""
     start = cfg.lr_decay_start * cfg.steps
@@ -226,7 +235,8 @@ class Step:
                 with torch.no_grad(), self.autocast():
                     x_fake = G(z, y_fake)
             xr, xf = self.d_input(x_real, step), self.d_input(x_fake.float(), step)
-            if cfg.r1_gamma:
+            r1 = cfg.r1_gamma > 0 and step % cfg.r1_every == 0
+            if r1:
                 xr.requires_grad_(True)
             with self.autocast():
                 # (1) real minibatch -> D's scores; (2) generated minibatch -> D's scores
@@ -234,8 +244,8 @@ class Step:
                 d_real, d_fake = d_real.float(), d_fake.float()
                 loss_d = losses.d_loss(cfg.loss, d_real, d_fake, cfg.label_smooth)
                 penalty = torch.zeros((), device=self.device)
-                if cfg.r1_gamma:
-                    penalty = penalty + losses.r1_penalty(d_real, xr, cfg.r1_gamma)
+                if r1:
+                    penalty = penalty + losses.r1_penalty(d_real, xr, cfg.r1_gamma * cfg.r1_every)
                 if cfg.loss == "wgan-gp":
                     alpha = torch.rand(xr.shape[0], *([1] * (xr.dim() - 1)), device=self.device)
                     penalty = penalty + losses.gradient_penalty(lambda x: self.D(x, y_real).float(), xr, xf,
@@ -266,7 +276,7 @@ class Step:
             fake_graph = None
         self.D.requires_grad_(True)
         if self.G_ema is not None:
-            ema_update(self.G_ema, self.G, cfg.ema_decay)
+            ema_update(self.G_ema, self.G, ema_decay(cfg, step))
 
         self.tally.add(loss_d, loss_g, penalty, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean())
         if t0 is not None:

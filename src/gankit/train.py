@@ -67,7 +67,7 @@ def resolve(cfg: Config, data: datasets.Dataset, world_size: int = 1) -> Config:
         raise ConfigError("vbn_ref_size", f"{cfg.vbn_ref_size} exceeds the {len(data)} examples of {cfg.data}")
     if cfg.eval_metrics:
         metrics.check_names(_names(cfg.eval_metrics), "points" if data.is_points else "image", cfg.cond != "none",
-                            "eval_metrics")
+                            "eval_metrics", data.name)
     return dataclasses.replace(cfg, **changes)
 
 

@@ -64,7 +64,8 @@ class Dataset:
 
 def load(name: str, data_dir: str = "data", img_size: int = 32, channels: int = 0, n_points: int = 50_000,
          resize: str = "crop", stream: str = "off", memory_budget_gb: float = 4.0, workers: int = 0):
-    """Load a data set by name: digits, mnist, fashion-mnist, cifar10, ring, grid, fake, folder:PATH or shards:PATH.
+    """Load a data set by name: digits, mnist, fashion-mnist, cifar10, stacked-mnist, ring, grid, fake, folder:PATH
+    or shards:PATH.
     resize, stream, memory_budget_gb and workers concern folders and shards (data/folder.py, data/stream.py)."""
     from gankit.data import images, toy
 
@@ -80,12 +81,14 @@ def load(name: str, data_dir: str = "data", img_size: int = 32, channels: int = 
                            memory_budget_gb=memory_budget_gb, workers=workers)
     if name == "digits":
         return images.load_digits(img_size, channels)
+    if name == "stacked-mnist":
+        return images.load_stacked_mnist(data_dir, img_size, n_points)
     if name == "fake":
         return images.load_fake(img_size, channels, n_points)
     if name in images.TORCHVISION_SETS:
         return images.load_torchvision(name, data_dir, img_size, channels)
-    raise UserError(f"data: unknown data set {name!r}; use digits, mnist, fashion-mnist, cifar10, ring, grid, "
-                    "fake, folder:PATH or shards:PATH")
+    raise UserError(f"data: unknown data set {name!r}; use digits, mnist, fashion-mnist, cifar10, stacked-mnist, "
+                    "ring, grid, fake, folder:PATH or shards:PATH")
 
 
 def from_config(cfg) -> "Dataset":

@@ -139,6 +139,21 @@ def load_torchvision(name: str, data_dir: str, img_size: int, channels: int) -> 
     return Dataset(name, to_stored(x, img_size, channels), y, names)
 
 
+STACKED_SEED = 20_170_613  # the Stacked MNIST data set is fixed; training seeds vary the model, not the data
+
+
+def load_stacked_mnist(data_dir: str, img_size: int, n: int) -> Dataset:
+    """Stacked MNIST (Metz et al. 2017; PacGAN's and VEEGAN's benchmark): n RGB images whose three channels are
+    three MNIST digits drawn independently (seed-fixed), so 1,000 modes (the 3-digit numbers 000..999, the label)."""
+    mnist = load_torchvision("mnist", data_dir, 28, 1)                    # (N, 1, 28, 28) uint8
+    gen = torch.Generator().manual_seed(STACKED_SEED)
+    pick = torch.randint(len(mnist), (n, 3), generator=gen)               # (n, 3) digit images per channel
+    x = mnist.x[pick, 0]                                                  # (n, 3, 28, 28)
+    digits = mnist.y[pick]                                                # (n, 3)
+    y = digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
+    return Dataset("stacked-mnist", to_stored(x, img_size, 3), y, [f"{k:03d}" for k in range(1000)])
+
+
 def _download(make, name: str, root: Path, files: str, where: Path):
     message = (f"data: {name} not found in {root}; put {files} in {where} "
                f"(or run once with network access to download it there)")

@@ -19,14 +19,20 @@ class Metric:
     data_kinds: tuple[str, ...]      # "points", "image"
     conditional: bool = False        # needs a conditional generator
     help: str = ""
+    only_data: tuple[str, ...] = ()  # on images, only these data sets (empty: any)
+
+    def applies(self, kind: str | None, conditional: bool | None, data_name: str | None) -> bool:
+        return ((kind is None or kind in self.data_kinds) and (conditional is None or conditional or not self.conditional)
+                and (not self.only_data or kind != "image" or data_name is None or data_name in self.only_data))
 
 
 REGISTRY: dict[str, Metric] = {}
 
 
-def register(name: str, data_kinds: tuple[str, ...] = ("image",), conditional: bool = False, help: str = ""):
+def register(name: str, data_kinds: tuple[str, ...] = ("image",), conditional: bool = False, help: str = "",
+             only_data: tuple[str, ...] = ()):
     def deco(fn):
-        REGISTRY[name] = Metric(name, fn, data_kinds, conditional, help)
+        REGISTRY[name] = Metric(name, fn, data_kinds, conditional, help, only_data)
         return fn
     return deco
 
@@ -59,23 +65,24 @@ def _load_all() -> None:
     from gankit.metrics import classes, fid, modes, prdc  # noqa: F401  (each module registers its metrics on import)
 
 
-def available(kind: str | None = None, conditional: bool | None = None) -> list[str]:
+def available(kind: str | None = None, conditional: bool | None = None, data_name: str | None = None) -> list[str]:
     _load_all()
-    return sorted(n for n, m in REGISTRY.items()
-                  if (kind is None or kind in m.data_kinds) and (conditional is None or conditional or not m.conditional))
+    return sorted(n for n, m in REGISTRY.items() if m.applies(kind, conditional, data_name))
 
 
-def check_names(names: list[str], kind: str, conditional: bool, field_name: str = "metrics") -> None:
+def check_names(names: list[str], kind: str, conditional: bool, field_name: str = "metrics",
+                data_name: str | None = None) -> None:
     _load_all()
-    ok = available(kind, conditional)
+    ok = available(kind, conditional, data_name)
     for name in names:
         if name not in ok:
             raise UserError(f"{field_name}: {name!r} does not apply here ({kind} data"
-                            f"{', conditional' if conditional else ''}); choose from {', '.join(ok)}")
+                            f"{', conditional' if conditional else ''}"
+                            f"{f', {data_name}' if data_name else ''}); choose from {', '.join(ok)}")
 
 
 def evaluate(names: list[str], ctx: EvalContext) -> dict[str, float]:
-    check_names(names, ctx.kind, bool(ctx.sampler.c_dim))
+    check_names(names, ctx.kind, bool(ctx.sampler.c_dim), data_name=ctx.data.name)
     results: dict[str, float] = {}
     for name in names:
         results.update(REGISTRY[name].fn(ctx))

@@ -1,5 +1,6 @@
-"""Metrics that use the real data's class labels: class accuracy of a conditional G, CAS (Ravuri & Vinyals 2019),
-and memorisation (which needs no labels, only the same train / held-out split).
+"""Metrics that use the real data's classifier and labels: how recognisable samples are and how their classes are
+spread, class accuracy of a conditional G, CAS (Ravuri & Vinyals 2019), and memorisation (which needs no labels,
+only the same train / held-out split).
 """
 
 from __future__ import annotations
@@ -27,6 +28,37 @@ def nn_distances(query: torch.Tensor, ref: torch.Tensor, chunk: int = 512, devic
     return torch.cat([torch.cdist(q.to(device, torch.float32), ref).min(1).values.cpu() for q in query.split(chunk)])
 
 
+CONFIDENT = 0.9  # a sample is recognisable when the classifier gives one class at least this probability
+
+
+def recognisable_share(logits: torch.Tensor, threshold: float = CONFIDENT) -> float:
+    """Share of rows of logits (N, K) whose largest softmax probability is >= threshold."""
+    return (torch.softmax(logits.double(), 1).max(1).values >= threshold).double().mean().item()
+
+
+def class_histogram_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> float:
+    """KL(p || q) of the arg-max class histograms of two sets of logits (N, K), the generated set first, as
+    PacGAN's reverse KL: a class G over-produces costs, a class it never makes costs nothing by itself but shows in
+    the other classes' excess. q gets 0.5 in each empty class so that the divergence stays finite."""
+    k = logits_p.shape[1]
+    p = torch.bincount(logits_p.argmax(1).cpu(), minlength=k).double()
+    q = torch.bincount(logits_q.argmax(1).cpu(), minlength=k).double().clamp_min(0.5)
+    p, q = p / p.sum(), q / q.sum()
+    nz = p > 0
+    return (p[nz] * (p[nz] / q[nz]).log()).sum().item()
+
+
+@register("recognisable",
+          help="share of samples the data set's classifier gives one class with probability >= 0.9, and the KL "
+               "between the class histograms of samples and real images; floors: the same for a real half")
+def recognisable_metric(ctx: EvalContext) -> dict[str, float]:
+    real = features.real_classifier(ctx)
+    fake, real_a, real_b = (features.logits(ctx, k) for k in ("fake", "real_a", "real_b"))
+    return {"recognisable": recognisable_share(fake), "recognisable_floor": recognisable_share(real_b),
+            "class_kl": class_histogram_kl(fake, real_a), "class_kl_floor": class_histogram_kl(real_b, real_a),
+            "n_samples": features.sample_count(ctx), "classifier_acc": real.accuracy}
+
+
 @register("class_acc", conditional=True,
           help="share of generated samples the real-data classifier assigns to their asked class; floor: its "
                "held-out accuracy")
@@ -46,10 +78,11 @@ def cas_metric(ctx: EvalContext) -> dict[str, float]:
     k = min(ctx.n, len(train_idx))
     x_fake, y_fake = ctx.fake()
     cas = cas_score(x_fake[:k], y_fake[:k], ctx.data, ctx.device)
-    if k == len(train_idx):
+    if k == len(train_idx) and not real.shipped:
         floor = real.accuracy       # the same recipe on the same real images: the cached classifier itself
-    else:
-        pick = train_idx[torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(ctx.seed))[:k]]
+    else:                           # (a shipped classifier had a longer recipe of its own)
+        pick = train_idx if k == len(train_idx) else train_idx[torch.randperm(
+            len(train_idx), generator=torch.Generator().manual_seed(ctx.seed))[:k]]
         floor = cas_score(ctx.data.floats()[pick], ctx.data.y.detach().cpu()[pick], ctx.data, ctx.device)
     return {"cas": cas, "cas_floor": floor, "cas_n": k, "classifier_acc": real.accuracy}
 

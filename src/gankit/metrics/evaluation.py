@@ -14,10 +14,10 @@ from gankit.metrics import EvalContext, check_names, evaluate, features
 INFO_KEYS = ("n_samples", "cas_n", "memorization_n", "classifier_acc")
 
 
-def default_metrics(kind: str, conditional: bool) -> list[str]:
-    if kind == "points":
+def default_metrics(kind: str, conditional: bool, data_name: str = "") -> list[str]:
+    if kind == "points" or data_name == "stacked-mnist":
         return ["modes"]
-    return ["fid", "kid", "pr", "dc"] + (["class_acc"] if conditional else [])
+    return ["fid", "kid", "pr", "dc", "recognisable"] + (["class_acc"] if conditional else [])
 
 
 def _free_paths(folder: Path, stem: str) -> tuple[Path, Path]:
@@ -48,6 +48,8 @@ def markdown(record: dict) -> str:
              "classifier_acc": "held-out accuracy of the data set's classifier"}
     lines.append("")
     lines += [f"- {notes[k]}: {_fmt(res[k])}" for k in INFO_KEYS if k in res]
+    if record.get("classifier"):
+        lines.append(f"- the classifier: {record['classifier']['source']}")
     lines.append("- floor: the same metric with real data in place of generated samples (for image metrics, one "
                  "real half against the other), at the same sample count")
     return "\n".join(lines) + "\n"
@@ -66,8 +68,8 @@ def evaluate_run(run: str | Path, names: list[str] | None = None, n: int | None 
     cfg = sampler.meta["config"]
     data = datasets.from_config(cfg).for_metrics(n or cfg.get("eval_n", 2500))  # read as training read it
     kind, conditional = ("points" if data.is_points else "image"), bool(sampler.c_dim)
-    names = names or default_metrics(kind, conditional)
-    check_names(names, kind, conditional, "--metrics")
+    names = names or default_metrics(kind, conditional, data.name)
+    check_names(names, kind, conditional, "--metrics", data.name)
     if kind == "image":
         features.resolve(feature_choice, data)  # a bad --features fails before any sampling
     ctx = EvalContext(sampler, data, n or cfg.get("eval_n", 2500), seed=seed, device=device,
@@ -90,7 +92,7 @@ def make_record(ctx: EvalContext, names: list[str], results: dict, seconds: floa
               "seconds": round(seconds, 1), "results": results}
     if clf is not None:
         record["classifier"] = {"held_out_accuracy": clf.accuracy, "n_train": clf.n_train,
-                                "n_held_out": clf.n_held_out, "cache": str(clf.path)}
+                                "n_held_out": clf.n_held_out, "shipped": clf.shipped, "source": clf.source}
     return record
 
 
