@@ -414,10 +414,12 @@ def _meta(exp, **change):
 export_case("json-broken", lambda e: (e / "generator.json").write_text("{not json"))
 export_case("json-a-list", lambda e: (e / "generator.json").write_text("[1, 2]"))
 export_case("json-not-utf8", lambda e: (e / "generator.json").write_bytes(b'{"spec": "\xff"}'))
-export_case("spec-missing", lambda e: _meta(e, spec=None))
-export_case("spec-a-list", lambda e: _meta(e, spec=[1, 2]))
-export_case("spec-huge", lambda e: _meta(e, spec={**json.loads((e / "generator.json").read_text())["spec"],
-                                                   "width": 10**9}))
+export_case("spec-missing", lambda e: _meta(e, architecture=None, arguments=None, spec=None))
+export_case("spec-a-list", lambda e: _meta(e, arguments=[1, 2]))
+export_case("spec-huge", lambda e: _meta(e, arguments={**json.loads((e / "generator.json").read_text())["arguments"],
+                                                       "width": 10**9}))
+export_case("spec-old-format-huge", lambda e: _meta(e, architecture=None, spec={
+    **json.loads((e / "generator.json").read_text())["spec"], "width": 10**9}))
 export_case("prior-bad", lambda e: _meta(e, prior="banana"))
 export_case("weights-truncated", lambda e: (e / "generator.safetensors").write_bytes(
     (e / "generator.safetensors").read_bytes()[:300]))

@@ -46,7 +46,8 @@ def test_report_embeds_curves_metrics_and_sample_grids(runs, tmp_path, cli, whic
     page = (run / "report.html").read_text()
     assert page.startswith(report.MARKER)
     images = _images(page)
-    assert set(images) == {"losses", "D(x) and D(G(z))", "eval/fid", "eval/pr_precision", "step 2", "step 4"}
+    reals = {"reals"} if which == 0 else set()                                # reals.png: image runs only
+    assert set(images) == {"losses", "D(x) and D(G(z))", "eval/fid", "eval/pr_precision", "step 2", "step 4"} | reals
     for step in (2, 4):  # the run's own PNGs, byte for byte (for the 2-D run: its scatter plots)
         assert images[f"step {step}"] == (run / "samples" / f"step-{step:07d}.png").read_bytes()
     for name in ("losses", "eval/fid"):

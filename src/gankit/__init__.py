@@ -1,3 +1,27 @@
-"""gankit: train, sample, evaluate and explore generative adversarial networks."""
+"""gankit: train, sample, evaluate and explore generative adversarial networks.
+
+From Python: gankit.load_config, gankit.train, gankit.load, gankit.evaluate and gankit.Config (see gankit/api.py).
+Importing gankit loads neither torch nor the models; each function imports what it needs when called.
+"""
+
+import sys
 
 __version__ = "0.1.0"
+
+__all__ = ["Config", "load_config", "train", "load", "evaluate", "__version__"]
+
+
+def __getattr__(name):  # PEP 562: the API on first use, so that `gankit --version` and `import gankit` stay light
+    if name == "Config":
+        from gankit.config import Config
+
+        return Config
+    if name == "train":  # the module gankit/train.py, made callable: gankit.train(cfg) is api.train(cfg)
+        import gankit.train
+
+        return sys.modules["gankit.train"]
+    if name in ("load_config", "load", "evaluate"):
+        from gankit import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'gankit' has no attribute {name!r}")

@@ -198,7 +198,12 @@ def save(state: dict, path: Path) -> None:
     state["checksum"] = checksum(state)
     try:
         with open(tmp, "wb") as f:
-            torch.save(state, f)
+            try:
+                torch.save(state, f)
+            except RuntimeError as e:  # torch's zip writer reports a failed write (a full disk) as its own error
+                if isinstance(e.__context__, OSError):
+                    raise e.__context__ from None
+                raise
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

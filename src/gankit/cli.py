@@ -76,7 +76,8 @@ def _overrides(args) -> dict:
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a GAN; every config field is a flag", description=(
         "Train a GAN. Fields come from the defaults, then --config (a YAML file or a preset), then these flags."))
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
+    p.add_argument("--resume", metavar="RUN", help="continue this run from its latest checkpoint: a run folder, or "
+                                                   "the name of one under --out")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--force", action="store_true",
@@ -91,13 +92,14 @@ def cmd_train(args) -> int:
 
     overrides = _overrides(args)
     if args.resume:
-        from gankit.run import resume_config
+        from gankit.config import Config
+        from gankit.run import find_run, resume_config
 
         if args.config:
             raise UserError("train: --resume takes the run's own config; drop --config")
         if args.force:
             raise UserError("train: --force replaces a run folder; it cannot go with --resume")
-        run_dir = Path(args.resume)
+        run_dir = find_run(args.resume, overrides.pop("out", Config.out))  # --out only says where to look
         if not run_dir.is_dir():
             raise UserError(f"resume: {run_dir} is not a folder")
         cfg = resume_config(run_dir, overrides)
@@ -160,9 +162,21 @@ def cmd_bench(args) -> int:
 # sample
 
 
+def _add_runs_flag(p) -> None:
+    p.add_argument("--runs", default="runs", metavar="DIR",
+                   help="where a run given by name is looked up (train's --out) [runs]")
+
+
+def _run(args, attr: str = "source") -> Path:
+    from gankit.run import find_run
+
+    return find_run(getattr(args, attr), args.runs)
+
+
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="generate samples from a run, a checkpoint or an exported generator")
-    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="a run folder or name, a checkpoint or an export")
+    _add_runs_flag(p)
     p.add_argument("--n", type=_positive_int, default=64, help="number of samples [64]")
     p.add_argument("--out", required=True, help="FILE.npz (images uint8 N x H x W x C), FILE.png (a grid) or a folder")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the latent draws [0]")
@@ -184,7 +198,7 @@ def cmd_sample(args) -> int:
     from gankit import outputs, viz
     from gankit.sample import load_sampler, save_samples
 
-    sampler = load_sampler(args.source, args.device, args.checkpoint)
+    sampler = load_sampler(_run(args), args.device, args.checkpoint)
     per_sample = sampler.decode(sampler.z(1), sampler.labels(1, 0 if sampler.c_dim else None)).numel()
     rows = args.n * (sampler.c_dim if args.class_grid else 1)
     if rows * per_sample > 2**31:  # the samples are held as float32 on the CPU before they are written
@@ -228,7 +242,8 @@ def _psi(text: str) -> float:
 
 
 def _add_source_flags(p) -> None:
-    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a run folder, a checkpoint or an export folder")
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="a run folder or name, a checkpoint or an export")
+    _add_runs_flag(p)
     p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
     p.add_argument("--truncation", type=_psi, default=1.0, help="pull z towards the prior's centre, psi in (0, 1]")
@@ -254,7 +269,7 @@ def cmd_interpolate(args) -> int:
     from gankit import explore
     from gankit.sample import load_sampler
 
-    sampler = load_sampler(args.source, args.device, args.checkpoint)
+    sampler = load_sampler(_run(args), args.device, args.checkpoint)
     interp = explore.interpolation(sampler, args.paths, args.steps, args.seed, args.cls, args.truncation)
     for path in explore.save_interpolation(interp, Path(args.out), force=args.force):
         print(path)
@@ -285,7 +300,7 @@ def cmd_arithmetic(args) -> int:
     from gankit import explore
     from gankit.sample import load_sampler
 
-    sampler = load_sampler(args.source, args.device, args.checkpoint)
+    sampler = load_sampler(_run(args), args.device, args.checkpoint)
     res = explore.arithmetic(sampler, args.a, args.b, args.c, args.seed, args.sheet_n, args.neighbours, args.noise,
                              args.truncation, args.cls, args.class_n)
     png, npz = explore.save_arithmetic(res, Path(args.out), force=args.force)
@@ -297,7 +312,8 @@ def _add_export(sub) -> None:
     p = sub.add_parser("export", help="write the generator as safetensors + JSON (and ONNX) for sampling elsewhere",
                        description="Writes DIR/generator.safetensors and DIR/generator.json (G_ema when the run "
                                    "kept one); `gankit sample DIR ...` and gankit.sample.load_sampler(DIR) read it.")
-    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="a run folder or name, or a checkpoint")
+    _add_runs_flag(p)
     p.add_argument("--out", required=True, metavar="DIR", help="the export folder")
     p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--onnx", action="store_true",
@@ -309,7 +325,7 @@ def _add_export(sub) -> None:
 def cmd_export(args) -> int:
     from gankit.export import export
 
-    meta = export(args.source, args.out, args.checkpoint, args.onnx, force=args.force)
+    meta = export(_run(args), args.out, args.checkpoint, args.onnx, force=args.force)
     onnx = f", ONNX by the {meta['onnx']['exporter']} exporter" if "onnx" in meta else ""
     print(f"generator of step {meta['step']}{' (EMA)' if meta['ema'] else ''} -> {args.out}{onnx}")
     return 0
@@ -317,7 +333,8 @@ def cmd_export(args) -> int:
 
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="one self-contained HTML page: curves, metrics, samples over time, config")
-    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("run", metavar="RUN", help="a run folder, or the name of one under --runs")
+    _add_runs_flag(p)
     p.add_argument("--out", default=None, metavar="FILE.html",
                    help="[RUN_DIR/report.html]; an existing file is refused unless --force")
     _add_force(p)
@@ -327,7 +344,7 @@ def _add_report(sub) -> None:
 def cmd_report(args) -> int:
     from gankit.report import write_report
 
-    print(write_report(args.run, args.out, force=args.force))
+    print(write_report(_run(args, "run"), args.out, force=args.force))
     return 0
 
 
@@ -339,7 +356,8 @@ def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="score a run with metrics and their real-vs-real floors", description=(
         "Score a run's checkpoint; writes RUN/eval/step-NNNNNNN.json and .md (never overwritten) and prints the "
         "table. Defaults: modes for 2-D points; fid,kid,pr,dc for images, plus class_acc when conditional."))
-    p.add_argument("run", metavar="RUN_DIR", nargs="?", help="a run folder made by `gankit train`")
+    p.add_argument("run", metavar="RUN", nargs="?", help="a run folder made by `gankit train`, or its name")
+    _add_runs_flag(p)
     p.add_argument("--metrics", default=None, help="comma-separated metric names (`gankit eval --list` shows them)")
     p.add_argument("--n", type=_positive_int, default=None, help="generated samples [the run's eval_n]")
     p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
@@ -356,7 +374,6 @@ def _add_eval(sub) -> None:
 
 def cmd_eval(args) -> int:
     from gankit import metrics
-    from gankit.metrics.evaluation import evaluate_run
 
     if args.list:
         metrics.available()
@@ -365,9 +382,10 @@ def cmd_eval(args) -> int:
         return 0
     if args.run is None:
         raise UserError("eval: give a run folder (gankit eval RUN_DIR)")
-    names = [s.strip() for s in args.metrics.split(",") if s.strip()] if args.metrics else None
-    evaluate_run(args.run, names, args.n, args.checkpoint, args.features, args.seed, args.device,
-                 force=args.force, show=lambda text: print(text, end="", flush=True))
+    from gankit.api import evaluate
+
+    evaluate(args.run, args.metrics, n=args.n, step=args.checkpoint, features=args.features, seed=args.seed,
+             device=args.device, runs=args.runs, force=args.force, show=lambda text: print(text, end="", flush=True))
     return 0
 
 
@@ -434,16 +452,55 @@ def cmd_ablate(args) -> int:
 # ------------------------------------------------------------------------------------------------------------------
 
 
+def _add_shards(sub) -> None:
+    p = sub.add_parser("shards", help="pack a folder of images into tar shards for data: shards:DIR", description=(
+        "Write every image under FOLDER (searched recursively; top-level sub-folders are classes) into "
+        "DIR/shard-NNNNNN.tar in WebDataset's layout: each image's own bytes under a numbered key, its class index "
+        "as KEY.cls, the class names in DIR/classes.txt. Then train with --data shards:DIR."))
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder for the shards")
+    p.add_argument("--per-shard", type=_positive_int, default=1000, help="images per shard [1000]")
+    p.set_defaults(func=cmd_shards)
+
+
+def cmd_shards(args) -> int:
+    from gankit.data.shards import write_shards
+
+    paths = write_shards(args.folder, args.out, args.per_shard)
+    print(f"{len(paths)} shard(s) -> {args.out}; train with --data shards:{args.out}")
+    return 0
+
+
 def _add_presets(sub) -> None:
     p = sub.add_parser("presets", help="list the presets that --config accepts")
     p.set_defaults(func=lambda args: print("\n".join(__import__("gankit.config").config.presets())) or 0)
 
 
+class _Version(argparse.Action):
+    """--version: gankit's version, and torch's and Python's, which a bug report needs (torch is imported only
+    when asked, so that every other command starts as fast as before)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import platform
+
+        import torch
+
+        from gankit import __version__
+
+        cuda = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only build"
+        print(f"gankit {__version__} (torch {torch.__version__}, {cuda}; Python {platform.python_version()})")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gankit", description="Train, sample, evaluate and explore GANs.")
+    parser.add_argument("--version", action=_Version, help="print the versions of gankit, torch and Python")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in (_add_train, _add_bench, _add_sample, _add_interpolate, _add_arithmetic, _add_export, _add_report,
-                _add_eval, _add_ablate, _add_presets):
+                _add_eval, _add_ablate, _add_shards, _add_presets):
         add(sub)
     return parser
 

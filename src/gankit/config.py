@@ -23,6 +23,7 @@ PRESET_DIR = Path(__file__).parent / "configs"
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "stacked-mnist", "ring", "grid", "fake")  # plus "folder:PATH"
 POINT_DATASETS = ("ring", "grid")
+FILE_DATA = ("folder:", "shards:")  # data read from files: resize and stream apply
 MODELS = ("dcgan", "mlp")
 DCGAN_SIZES = (16, 32, 64, 128)
 NORMS = ("batch", "virtual_batch", "instance", "layer", "none")
@@ -37,13 +38,23 @@ def _f(default: Any, help: str, choices: tuple | None = None):
 @dataclass(frozen=True)
 class Config:
     # --- data ---
-    data: str = _f("digits", "data set: " + ", ".join(DATASETS) + ", or folder:PATH")
+    data: str = _f("digits", "data set: " + ", ".join(DATASETS) + ", folder:PATH (a folder of images) or shards:PATH "
+                             "(tar shards in WebDataset's layout: a folder of .tar, a .tar, or a {000..099} pattern)")
     data_dir: str = _f("data", "where torchvision data sets live (downloaded there when online and missing)")
     img_size: int = _f(32, "square image size in pixels; dcgan: 16, 32, 64 or 128")
     channels: int = _f(0, "image channels: 0 keeps the data set's own, 1 = grayscale, 3 = RGB", (0, 1, 3))
     n_points: int = _f(50_000, "examples drawn for a generated data set (ring, grid, stacked-mnist, fake)")
     background: str = _f("white", "folder images with transparency are composited onto this colour: white, black, "
                                   "gray or #RRGGBB")
+    resize: str = _f("crop", "folder/shards images that are not square: crop (shorter side to img_size, centre "
+                             "square), pad (longer side, black borders) or stretch", ("crop", "pad", "stretch"))
+    xflip: bool = _f(False, "also show D every image mirrored left-right (stylegan2-ada's --mirror): doubles the "
+                            "data set; the flip follows from the index drawn, so it is seeded and exact on resume")
+    stream: str = _f("auto", "folder/shards: decode batches in DataLoader workers instead of holding the set in "
+                             "memory; auto = when the set as uint8 exceeds memory_budget_gb", ("auto", "on", "off"))
+    memory_budget_gb: float = _f(4.0, "stream auto: the largest data set (uint8 bytes per process) held in memory")
+    data_workers: int = _f(0, "streaming: DataLoader worker processes per training process; 0 = the cores per "
+                              "process less one (at least 1, at most 8)")
 
     # --- model ---
     model: str = _f("dcgan", "architecture", MODELS)
@@ -140,7 +151,7 @@ FIELDS = {f.name: f for f in fields(Config)}
 # recovery fields of a run that diverged (learning rates and the divergence guard), which change no shape.
 RESUMABLE_FIELDS = ("steps", "log_every", "sample_every", "ckpt_every", "eval_every", "eval_metrics", "eval_n",
                     "device", "precision", "compile", "channels_last", "g_lr", "d_lr", "max_rollbacks",
-                    "rollback_lr_factor", "collapse_steps")
+                    "rollback_lr_factor", "collapse_steps", "stream", "memory_budget_gb", "data_workers")
 SEED_LIMIT = 2**32  # NumPy's seeds are 32-bit
 _INT_EXACT = 2**53  # above this a float no longer holds every integer: 1e23 is not the integer the user typed
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -264,8 +275,13 @@ def validate(cfg: Config) -> None:
         _check(choices is None or value in choices, f.name,
                f"{value!r} is not one of {', '.join(map(str, choices or ()))}")
 
-    _check(cfg.data in DATASETS or (cfg.data.startswith("folder:") and len(cfg.data) > 7), "data",
-           f"unknown data set {cfg.data!r}; use one of {', '.join(DATASETS)} or folder:PATH")
+    _check(cfg.data in DATASETS or any(cfg.data.startswith(p) and len(cfg.data) > len(p) for p in FILE_DATA),
+           "data", f"unknown data set {cfg.data!r}; use one of {', '.join(DATASETS)}, folder:PATH or shards:PATH")
+    _check(cfg.stream != "on" or cfg.data.startswith(FILE_DATA), "stream",
+           f"on streams folder:PATH or shards:PATH data; {cfg.data} is held in memory")
+    _check(cfg.memory_budget_gb > 0, "memory_budget_gb", f"must be > 0, got {cfg.memory_budget_gb}")
+    _check(cfg.data_workers >= 0, "data_workers", f"must be >= 0, got {cfg.data_workers}")
+    _check(not (cfg.xflip and cfg.is_points), "xflip", "mirrors images, not 2-D points")
     for name in ("z_dim", "g_width", "d_width", "g_layers", "d_layers", "steps", "batch_size", "d_steps", "g_steps",
                  "r1_every",
                  "vbn_ref_size", "c_embed_dim", "pack", "grid_n", "eval_n", "n_points", "log_every",

@@ -1,8 +1,11 @@
 """Export a trained generator for sampling without the training code.
 
     DIR/generator.safetensors   G's weights and buffers (batch-norm statistics, VBN's reference batch)
-    DIR/generator.json          its spec (constructor arguments), prior, z_dim, c_dim, class names, output shape,
-                                the run and step it came from; written last, so its presence marks a whole export
+    DIR/generator.json          what G is, so that it can be rebuilt from this file alone: the architecture (its class
+                                in gankit.models) and its constructor arguments; its inputs (z: shape, prior; y: class
+                                index and names) and its output (shape, layout, range, how to make uint8 pixels); the
+                                weights' SHA-256; the run and step it came from. Written last, so its presence marks a
+                                whole export. `load_generator(DIR)` rebuilds G from it.
     DIR/generator.onnx          (--onnx) inputs z (B, z_dim) float32 [and y (B,) int64], output images (B, C, H, W)
                                 or points (B, 2) for a 2-D run; B is dynamic
 
@@ -29,6 +32,10 @@ from safetensors.torch import save_file
 from gankit import __version__, outputs
 from gankit.errors import UserError
 from gankit.sample import EXPORT_META, EXPORT_WEIGHTS, load_sampler
+
+FORMAT_VERSION = 2  # 1: spec, prior and shape only; 2: architecture, arguments, inputs, output, weights' checksum
+PRIORS = {"normal": "z ~ N(0, I)", "uniform": "z ~ U[-1, 1]^z_dim",
+          "sphere": "z uniform on the sphere of radius sqrt(z_dim): a normal draw scaled to norm sqrt(z_dim)"}
 
 EXPORT_ONNX = "generator.onnx"
 ONNX_TOLERANCE = 1e-4  # images live in [-1, 1]; float32 kernels of two runtimes differ by ~1e-7
@@ -110,11 +117,93 @@ def check_onnx(G: torch.nn.Module, path: Path) -> float:
     return worst
 
 
+ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # the `gankit[onnx]` extra
+
+
+def check_onnx_installed() -> None:
+    """--onnx needs the optional packages; say how to get them before any work is done."""
+    import importlib.util
+
+    missing = [m for m in ONNX_PACKAGES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"export: --onnx needs {', '.join(missing)}, which gankit installs only as an extra: "
+                        f"pip install 'gankit[onnx]' (or pip install {' '.join(ONNX_PACKAGES)})")
+
+
+def describe(G: torch.nn.Module, prior: str, class_names: list[str], shape: list[int]) -> dict:
+    """generator.json's description of G: enough to rebuild it and to use its inputs and output correctly."""
+    spec = dict(G.spec)
+    arch = spec.pop("arch")
+    images = len(shape) == 3
+    inputs = {"z": {"shape": [G.z_dim], "dtype": "float32", "prior": prior, "draw": PRIORS[prior]}}
+    if G.c_dim:
+        inputs["y"] = {"shape": [], "dtype": "int64", "range": [0, G.c_dim - 1], "class_names": class_names}
+    output = ({"kind": "images", "shape": shape, "layout": "NCHW", "dtype": "float32", "range": [-1.0, 1.0],
+               "to_uint8": "round((x + 1) * 127.5), clipped to 0..255"} if images else
+              {"kind": "points", "shape": shape, "dtype": "float32", "range": None})
+    return {
+        "format": "gankit-generator", "format_version": FORMAT_VERSION, "gankit_version": __version__,
+        "architecture": arch, "class": f"{type(G).__module__}.{type(G).__qualname__}", "arguments": spec,
+        "call": "G(z) or, with classes, G(z, y); batch first", "inputs": inputs, "output": output,
+        # the fields of format 1, which older readers use
+        "spec": dict(G.spec), "prior": prior, "z_dim": G.z_dim, "c_dim": G.c_dim, "class_names": class_names,
+        "img_shape": shape, "is_points": not images,
+    }
+
+
+def load_generator(folder: str | Path, device: str = "cpu") -> torch.nn.Module:
+    """G rebuilt from an export folder alone: generator.json's architecture and arguments, then the weights
+    (checked against the recorded SHA-256). In eval mode, on `device`."""
+    from safetensors.torch import load_file
+
+    from gankit.models import generator_from_spec
+
+    from gankit.checkpoint import check_spec
+
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / EXPORT_META).read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError(f"{EXPORT_META} holds no generator description")
+        if meta.get("architecture") is not None:  # format 2; format 1 had the spec alone
+            if not isinstance(meta.get("arguments"), dict):
+                raise ValueError(f"{EXPORT_META} holds no constructor arguments")
+            spec = {"arch": meta["architecture"], **meta["arguments"]}
+        else:
+            spec = meta["spec"]
+        if not isinstance(spec, dict):
+            raise ValueError(f"{EXPORT_META} holds no generator spec")
+        check_spec(spec)
+        weights = folder / Path(str(meta.get("weights", {}).get("file", EXPORT_WEIGHTS))).name
+        want = meta.get("weights", {}).get("sha256")
+        if want and _sha256(weights) != want:
+            raise ValueError(f"{weights.name} does not match the SHA-256 in {EXPORT_META}")
+        G = generator_from_spec(spec)
+        G.load_state_dict(load_file(str(weights)))
+    except Exception as e:  # noqa: BLE001: a missing, truncated or edited export: json, safetensors and the model
+        # constructors raise many error types, and every one of them means the same to the user
+        detail = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise UserError(f"export: cannot load the exported generator in {folder} ({detail})") from None
+    return G.to(device).eval()
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def export(source: str | Path, out: str | Path, step: int | None = None, onnx: bool = False,
            force: bool = False) -> dict:
     """Export the generator of a run folder or checkpoint (the latest, or the checkpoint of `step`) to `out`.
     Returns the metadata written to generator.json."""
     src, out = Path(source), Path(out)
+    if onnx:
+        check_onnx_installed()
     if src.is_dir() and (src / EXPORT_META).is_file():
         raise UserError(f"export: {src} is already an export; copy the folder instead")
     if out.exists() and not out.is_dir():
@@ -136,13 +225,12 @@ def export(source: str | Path, out: str | Path, step: int | None = None, onnx: b
     weights = {k: v.detach().contiguous() for k, v in G.state_dict().items()}
     outputs.write_atomic(out / EXPORT_WEIGHTS, lambda tmp: save_file(weights, str(tmp), metadata={"format": "pt"}))
     cfg = sampler.meta.get("config", {})
-    meta = {
-        "format": "gankit-generator", "format_version": 1, "gankit_version": __version__,
-        "spec": G.spec, "prior": sampler.prior, "z_dim": G.z_dim, "c_dim": G.c_dim,
-        "class_names": list(sampler.class_names), "img_shape": shape, "is_points": len(shape) == 1,
+    meta = describe(G, sampler.prior, list(sampler.class_names), shape)
+    meta.update({
+        "weights": {"file": EXPORT_WEIGHTS, "sha256": _sha256(out / EXPORT_WEIGHTS)},
         "source": str(src), "step": sampler.meta.get("step"), "ema": bool(sampler.meta.get("ema")),
         "data": sampler.meta.get("data"), "config": cfg,
-    }
+    })
     if onnx:
         meta["onnx"] = {}
         outputs.write_atomic(out / EXPORT_ONNX, lambda tmp: meta["onnx"].update(

@@ -1,7 +1,9 @@
 """`gankit report RUN`: one self-contained HTML page about a run.
 
-The page holds the run's config, its loss curves, D(x) and D(G(z)), a curve per evaluation metric (eval/* keys),
-any other scalar the loop recorded, and the sample grids over time (scatter plots for 2-D runs). Every picture is a
+The page holds the latest evaluation beside its real-vs-real floors (RUN/eval/*.json, written by `gankit eval` and by
+evaluations during training), the run's config, its loss curves, D(x) and D(G(z)), a curve per evaluation metric
+(eval/* keys), any other scalar the loop recorded, the real training images as the model saw them (reals.png) and
+the sample grids over time (scatter plots for 2-D runs). Every picture is a
 PNG embedded as base64, so the one file can be mailed or archived on its own.
 
 Overwriting: an existing file at the output path is refused unless --force (outputs.py). The page starts with
@@ -105,6 +107,38 @@ def pick_grids(folder: Path) -> tuple[list[tuple[int, Path]], int]:
     return [grids[i] for i in idx], len(grids)
 
 
+def latest_evaluation(folder: Path) -> tuple[dict | None, int]:
+    """The newest readable RUN/eval/*.json (highest step, then the latest written), and how many there are."""
+    records = []
+    for path in Path(folder).glob("*.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and isinstance(record.get("results"), dict):
+            records.append((record.get("step") or 0, path.stat().st_mtime, path.name, record))
+    if not records:
+        return None, 0
+    *_, name, record = max(records, key=lambda r: r[:3])
+    return {**record, "file": name}, len(records)
+
+
+def evaluation_table(record: dict) -> str:
+    """metric | model | floor (real vs real), as `gankit eval` prints it, in HTML."""
+    from gankit.metrics.evaluation import INFO_KEYS
+
+    def fmt(v):
+        return "" if v is None else (f"{v:.4g}" if isinstance(v, float) else html.escape(str(v)))
+
+    res = record["results"]
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{fmt(v)}</td><td>{fmt(res.get(k + '_floor'))}</td></tr>"
+                   for k, v in res.items() if not k.endswith("_floor") and k not in INFO_KEYS)
+    return ("<table><tr><th>metric</th><th>model</th><th>floor (real vs real)</th></tr>" + rows + "</table>"
+            f"<p>Step {record.get('step')}, {record.get('n')} samples, features: "
+            f"{html.escape(str(record.get('features')))}, seed {record.get('seed')} (<code>eval/{html.escape(record['file'])}</code>). The floor is the same "
+            "metric with real data in place of generated samples, at the same sample count.</p>")
+
+
 def _img(data: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
@@ -120,12 +154,18 @@ def render(run_dir: Path) -> str:
     parts = [MARKER, "<!DOCTYPE html>", '<html><head><meta charset="utf-8">', f"<title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}"
              "img{max-width:100%}pre{background:#f4f4f4;padding:1em;overflow:auto}"
-             "figure{display:inline-block;margin:0.5em}figcaption{font-size:0.8em;text-align:center}</style>",
+             "figure{display:inline-block;margin:0.5em}figcaption{font-size:0.8em;text-align:center}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:0.2em 0.6em;text-align:right}</style>",
              f"</head><body><h1>{html.escape(title)}</h1>",
              f"<p>Run folder: <code>{html.escape(str(run_dir.resolve()))}</code>. "
              f"{len(rows)} metric records" + (f", last training record at step {last}" if last is not None else "")
              + (f"; resumed at step {', '.join(map(str, res))} (dashed lines)" if res else "")
              + (f"; {bad} unreadable line(s) in metrics.jsonl skipped" if bad else "") + ".</p>"]
+
+    record, n_evals = latest_evaluation(run_dir / "eval")
+    if record is not None:
+        parts.append(f"<h2>Latest evaluation</h2>" + evaluation_table(record)
+                     + (f"<p>{n_evals} evaluations in eval/; their curves are below.</p>" if n_evals > 1 else ""))
 
     parts.append("<h2>Training curves</h2>")
     losses = [k for k in LOSS_KEYS if k in curves and (k != "penalty" or any(curves[k][1]))]
@@ -147,6 +187,9 @@ def render(run_dir: Path) -> str:
         parts.append("<h2>Other recorded values</h2>")
         parts += [_img(plot(curves, [k], k, res), k) for k in others]
 
+    if (run_dir / "reals.png").is_file():
+        parts.append("<h2>Real training images</h2><p>As the model is shown them: resized, cropped or padded, "
+                     "mirrored when xflip is on.</p>" + _img((run_dir / "reals.png").read_bytes(), "reals"))
     grids, total = pick_grids(run_dir / "samples")
     parts.append("<h2>Samples over time</h2>")
     if grids:

@@ -2,7 +2,8 @@
 (metrics.jsonl and TensorBoard), sample pictures, the final summary, and a background writer that keeps file writes
 off the training step.
 
-    runs/<name>/config.yaml  samples/step-NNNNNNN.png  checkpoints/step-NNNNNNN.pt + latest.pt  metrics.jsonl  tb/
+    runs/<name>/config.yaml  reals.png  samples/step-NNNNNNN.png  checkpoints/step-NNNNNNN.pt + latest.pt
+                metrics.jsonl  tb/  eval/step-NNNNNNN.json + .md
 
 The folder's life: it is made only once set-up (data, models, optimizers, the checkpoint of a resume) has worked,
 and held with an exclusive lock while a process trains in it (`RunFolder`). A run that fails before its first
@@ -19,6 +20,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,8 +38,8 @@ except ImportError:  # Windows: no advisory locks; a second process on one run i
 log = logging.getLogger("gankit")
 # What gankit writes into a run folder before its first checkpoint: a folder holding only these (and no checkpoint)
 # is a failed start. Anything else in it (a user's file) makes it a folder gankit never takes over.
-START_FILES = {"config.yaml", "metrics.jsonl", "samples", "checkpoints", "tb"}
-RUN_FILES = START_FILES | {"eval", "report.html"}
+START_FILES = {"config.yaml", "metrics.jsonl", "samples", "checkpoints", "tb", "reals.png", "eval"}
+RUN_FILES = START_FILES | {"report.html"}
 
 
 def default_name(cfg: Config) -> str:
@@ -52,6 +54,20 @@ def numbered(root: Path, stem: str) -> Path:
     while path.exists():
         path, i = root / f"{stem}-{i}", i + 1
     return path
+
+
+def find_run(source: str | Path, root: str | Path = "runs") -> Path:
+    """What a command was given as a run: a path that exists (a run folder, a checkpoint file, an export folder),
+    else the name of a run folder under `root` (`--out` of train, `--runs` of the other commands). A path of several
+    parts that does not exist is returned as it is, for the command's own error."""
+    path = Path(source).expanduser()
+    if path.exists() or len(path.parts) != 1:
+        return path
+    named = Path(root).expanduser() / path
+    if named.is_dir():
+        return named
+    raise UserError(f"run: no {path} here and no run named {str(source)!r} in {root}/; give a run folder, a "
+                    f"checkpoint file, or the name of a run folder in --runs DIR (train: --out DIR)")
 
 
 def has_checkpoint(path: Path) -> bool:
@@ -181,7 +197,7 @@ class RunFolder:
 
     def restart(self) -> None:
         """--resume of a failed start: its records and pictures are dropped, config.yaml stays until rewritten."""
-        for name in ("metrics.jsonl", "tb", "samples"):
+        for name in ("metrics.jsonl", "tb", "samples", "eval"):
             p = self.path / name
             if p.is_dir():
                 shutil.rmtree(p)
@@ -240,8 +256,19 @@ class Recorder:
         self.file.write(json.dumps(row) + "\n")
         self.file.flush()
         for k, v in row.items():
-            if k not in ("step", "nimg") and isinstance(v, (int, float)):
+            if k not in ("step", "nimg") and isinstance(v, (int, float)) and not isinstance(v, bool):
                 self.writer.add_scalar(k, v, row["step"])
+
+    def image(self, tag: str, png: Path, step: int) -> None:
+        """A picture already saved as PNG (a sample grid, a scatter plot, the real images) into TensorBoard's
+        Images tab. Called from the background writer; SummaryWriter queues events, so threads may share it."""
+        if self.writer is None:
+            return
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(png) as im:
+            self.writer.add_image(tag, np.asarray(im.convert("RGB")), step, dataformats="HWC")
 
     def close(self) -> None:
         if self.file is not None:
@@ -272,9 +299,60 @@ class BackgroundWriter:
             self.pool.shutdown(wait=True)
 
 
+def record_evaluation(run_dir: Path, record: dict) -> None:
+    """An evaluation made after training (`gankit eval`, gankit.evaluate) joins the run's records: one row of
+    eval/* values in metrics.jsonl and TensorBoard, as an evaluation during training writes."""
+    rec = Recorder(Path(run_dir), distributed.Context(), 0)
+    try:
+        rec.write({"step": record["step"] or 0, "event": "eval",
+                   **{f"eval/{k}": v for k, v in record["results"].items()}})
+    finally:
+        rec.close()
+
+
+class LineProgress:
+    """The progress bar's calls, as one plain line per record (every log_every steps) for logs and batch jobs:
+    `--no-progress`, or train(progress=False)."""
+
+    def __init__(self, total: int, start: int):
+        self.total, self.step, self.start, self.t0 = total, start, start, time.time()
+
+    def update(self, n: int = 1) -> None:
+        self.step += n
+
+    @property
+    def n(self) -> int:  # tqdm's name for the position, set back after a rollback
+        return self.step
+
+    @n.setter
+    def n(self, value: int) -> None:
+        self.step = value
+
+    def refresh(self) -> None:
+        pass
+
+    def set_postfix_str(self, text: str) -> None:
+        elapsed = time.time() - self.t0
+        rate = (self.step - self.start) / elapsed if elapsed > 0 else 0.0
+        eta = _clock((self.total - self.step) / rate) if rate > 0 else "?"
+        print(f"train: step {self.step}/{self.total} ({100 * self.step // self.total}%), {rate:.2f} steps/s, "
+              f"elapsed {_clock(elapsed)}, ETA {eta} | {text}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
 def progress_bar(cfg: Config, ctx: distributed.Context, start_step: int, enabled: bool):
-    if not (enabled and ctx.is_main):
+    """A tqdm bar in steps with ETA on the main process; with enabled=False, a LineProgress."""
+    if not ctx.is_main:
         return None
+    if not enabled:
+        return LineProgress(cfg.steps, start_step)
     from tqdm import tqdm
 
     return tqdm(total=cfg.steps, initial=start_step, unit="step", desc="train", dynamic_ncols=True,
@@ -291,13 +369,27 @@ def render_samples(sampler, fixed_z: torch.Tensor, fixed_y: torch.Tensor | None)
         sampler.G.train(was_training)
 
 
-def save_pictures(x: torch.Tensor, data, run_dir: Path, step: int, cfg: Config) -> Path:
+def save_pictures(x: torch.Tensor, data, run_dir: Path, step: int, cfg: Config, rec: Recorder | None = None) -> Path:
+    """samples/step-NNNNNNN.png (and the same picture in TensorBoard when `rec` is given)."""
     path = run_dir / "samples" / f"step-{step:07d}.png"
     if data.is_points:
         viz.save_scatter(x, path, data.modes, data.x[:2500].cpu(), title=f"{cfg.data}, step {step}")
     else:
         nrow = cfg.c_dim if cfg.c_dim and cfg.c_dim <= 16 else None
         viz.save_grid(x, path, nrow)
+    if rec is not None:
+        rec.image("samples", path, step)
+    return path
+
+
+def save_reals(x: torch.Tensor, run_dir: Path, rec: Recorder | None = None) -> Path:
+    """reals.png: real training images as the model is shown them (resized, mirrored), and in TensorBoard."""
+    path = run_dir / "reals.png"
+    if path.exists():
+        raise UserError(f"run: {path} exists; a new run folder should not hold one")
+    viz.save_grid(x, path)
+    if rec is not None:
+        rec.image("reals", path, 0)
     return path
 
 

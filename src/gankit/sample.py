@@ -17,7 +17,6 @@ import torch
 from gankit import checkpoint, outputs, viz
 from gankit.errors import UserError
 from gankit.latent import sample_labels, sample_z, truncate
-from gankit.models import generator_from_spec
 
 EXPORT_WEIGHTS = "generator.safetensors"
 EXPORT_META = "generator.json"
@@ -104,23 +103,20 @@ def _from_checkpoint(path: Path, device) -> Sampler:
 
 
 def _from_export(folder: Path, device) -> Sampler:
-    from safetensors.torch import load_file
+    from gankit.export import load_generator
 
     try:
         meta = json.loads((folder / EXPORT_META).read_text(encoding="utf-8"))
-        if not isinstance(meta, dict) or not isinstance(meta.get("spec"), dict):
-            raise ValueError(f"{EXPORT_META} holds no generator spec")
-        checkpoint.check_spec(meta["spec"])
-        G = generator_from_spec(meta["spec"])
-        G.load_state_dict(load_file(str(folder / EXPORT_WEIGHTS)))
         prior, class_names = meta["prior"], list(meta.get("class_names", []))
         if prior not in ("normal", "uniform", "sphere"):
             raise ValueError(f"unknown prior {prior!r}")
-    except Exception as e:  # noqa: BLE001: a missing, truncated or edited export: json, safetensors and the model
-        # constructors raise many error types, and every one of them means the same to the user
+    except Exception as e:  # noqa: BLE001: a missing, truncated or edited generator.json
         detail = (str(e).splitlines() or [type(e).__name__])[0][:160]
         raise UserError(f"sample: cannot load the exported generator in {folder} ({detail})") from None
-    G.to(device).eval()
+    try:
+        G = load_generator(folder, device)
+    except UserError as e:
+        raise UserError(str(e).replace("export: ", "sample: ", 1)) from None
     return Sampler(G, prior, class_names, {**meta, "source": str(folder)})
 
 

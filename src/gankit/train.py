@@ -12,17 +12,21 @@ import dataclasses
 import logging
 import os
 import random
+import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from gankit import checkpoint, data as datasets, distributed, metrics, models, run
-from gankit.config import RESUMABLE_FIELDS, Config, background_rgb, dump
+from gankit.config import RESUMABLE_FIELDS, Config, dump
+from gankit.data.stream import Batches, Draw  # noqa: F401  (Batches: gankit.bench draws with it too)
 from gankit.errors import ConfigError, UserError
 from gankit.guard import CollapseAlarm, Divergence
 from gankit.latent import sample_z
+from gankit.metrics.evaluation import make_record as make_eval_record, write_record as write_eval_record
 from gankit.sample import Sampler
 from gankit.step import Step, make_optimizers
 
@@ -47,8 +51,7 @@ def resolve_device(name: str, ctx: distributed.Context) -> torch.device:
 
 
 def load_data(cfg: Config) -> datasets.Dataset:
-    return datasets.load(cfg.data, cfg.data_dir, cfg.img_size, cfg.channels, cfg.n_points,
-                         background_rgb(cfg.background))
+    return datasets.from_config(cfg)
 
 
 def resolve(cfg: Config, data: datasets.Dataset, world_size: int = 1) -> Config:
@@ -75,29 +78,6 @@ def resolve(cfg: Config, data: datasets.Dataset, world_size: int = 1) -> Config:
 
 def _names(csv: str) -> list[str]:
     return [s.strip() for s in csv.split(",") if s.strip()]
-
-
-class Batches:
-    """Global batch number k of an endless sequence of epochs.
-
-    Each epoch is a permutation seeded by (seed, epoch), so where training stands in the data is given by one
-    counter, which the checkpoint saves; each rank takes its own slice of every global batch.
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int, ctx: distributed.Context, device: torch.device):
-        self.n, self.batch_size, self.seed, self.ctx, self.device = n, batch_size, seed, ctx, device
-        self.per_epoch = n // (batch_size * ctx.world_size)
-        self._epoch, self._perm = -1, None
-
-    def __call__(self, k: int) -> torch.Tensor:
-        epoch, i = divmod(k, self.per_epoch)
-        if epoch != self._epoch:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=gen).to(self.device)
-        start = (i * self.ctx.world_size + self.ctx.rank) * self.batch_size
-        return self._perm[start: start + self.batch_size]
-
-
 
 
 def build_models(cfg: Config, data: datasets.Dataset, device: torch.device):
@@ -213,15 +193,17 @@ def _loop(cfg: Config, state: checkpoint.TrainState, data, device, ctx, run_dir:
           progress: bool, resumed: bool) -> Path:
     G, D, G_ema = state.G, state.D, state.G_ema
     train_step = Step(cfg, G, D, G_ema, state.opt_g, state.opt_d, device, ctx)
-    batches = Batches(len(data), cfg.batch_size, cfg.seed, ctx, device)
+    draw = Draw(data, cfg.batch_size, cfg.seed, ctx, device, cfg.xflip)  # from memory, or decoded by DataLoaders
     to_layout = (lambda x: x.contiguous(memory_format=torch.channels_last)) if (
         cfg.channels_last and not data.is_points) else (lambda x: x)
 
     def real_batch():
-        idx = batches(state.batches)
+        x, y = draw(state.batches)  # global batch number state.batches: the position in the data, checkpointed
         state.batches += 1
-        return to_layout(data.batch(idx)), (data.y[idx] if cfg.c_dim else None)
+        return to_layout(x), (y if cfg.c_dim else None)
 
+    cfg = dataclasses.replace(cfg, name=run_dir.name)  # the folder's real name, also when it was numbered
+    state.config = cfg.to_dict()
     if ctx.is_main:
         if resumed and state.step == 0:
             run.RunFolder(run_dir, None, False).restart()
@@ -230,6 +212,8 @@ def _loop(cfg: Config, state: checkpoint.TrainState, data, device, ctx, run_dir:
     if resumed:
         rec.write({"step": state.step, "nimg": state.nimg, "event": "resume"})
     writer = run.BackgroundWriter()
+    if ctx.is_main and not data.is_points and not resumed:  # what the model is shown: reals.png
+        writer.submit(run.save_reals, draw.preview(cfg.grid_n), run_dir, rec)
     sampler = Sampler(G_ema or G, cfg.prior, data.class_names, {"config": cfg.to_dict()})
     bar = run.progress_bar(cfg, ctx, state.step, progress)
     guard, alarm = Divergence(cfg, state), CollapseAlarm(cfg.collapse_steps, cfg.loss)
@@ -287,17 +271,18 @@ def _loop(cfg: Config, state: checkpoint.TrainState, data, device, ctx, run_dir:
                                         f"loss_d {row['loss_d']:.3f} loss_g {row['loss_g']:.3f}")
             if due_pictures and ctx.is_main:
                 x = run.render_samples(sampler, fixed_z, fixed_y)
-                writer.submit(run.save_pictures, x, data, run_dir, state.step, cfg)
+                writer.submit(run.save_pictures, x, data, run_dir, state.step, cfg, rec)
             if due_eval and ctx.is_main:
                 try:
-                    results = _evaluate(sampler, data, cfg, device)
+                    record = _evaluate(sampler, data, cfg, device, run_dir, state.step)
                 except Exception as e:  # a broken metric must not cost the run: training and checkpoints go on
                     log.error(f"evaluation at step {state.step} failed ({type(e).__name__}: {e}); training goes on; "
                               f"score the checkpoint later with `gankit eval {run_dir}`")
                 else:
-                    rec.write({"step": state.step, "nimg": state.nimg,
-                               **{f"eval/{k}": v for k, v in results.items()}})
-                    last.update({f"eval/{k}": v for k, v in results.items()})
+                    evals = {f"eval/{k}": v for k, v in record["results"].items()}
+                    rec.write({"step": state.step, "nimg": state.nimg, **evals})
+                    last.update(evals)
+                    writer.submit(write_eval_record, run_dir / "eval", record)  # eval/step-NNNNNNN.json
             if due_log or due_ckpt:
                 snapshot = state.capture(_gather_rng(ctx))  # CPU copies: training goes on while a file is written
                 guard.keep(snapshot)                        # ... and the state a rollback returns to
@@ -389,11 +374,32 @@ def _gather_rng(ctx: distributed.Context):
     return states
 
 
-def _evaluate(sampler: Sampler, data, cfg: Config, device) -> dict:
+def _evaluate(sampler: Sampler, data, cfg: Config, device, run_dir: Path, step: int) -> dict:
+    """The run's eval_metrics on the current G, as the record that gankit eval also writes."""
     was_training = sampler.G.training
     sampler.G.eval()
     try:
-        ctx = metrics.EvalContext(sampler, data, cfg.eval_n, seed=cfg.seed, device=str(device))
-        return metrics.evaluate(_names(cfg.eval_metrics), ctx)
+        ctx = metrics.EvalContext(sampler, data.for_metrics(cfg.eval_n), cfg.eval_n, seed=cfg.seed,
+                                  device=str(device))
+        names, t0 = _names(cfg.eval_metrics), time.perf_counter()
+        results = metrics.evaluate(names, ctx)
+        return make_eval_record(ctx, names, results, time.perf_counter() - t0, run=str(run_dir), step=step,
+                                checkpoint=None, data_name=cfg.data)
     finally:
         sampler.G.train(was_training)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# `gankit.train(config)` is the Python API (api.py). Importing this module binds the package's attribute `train` to
+# the module itself, so the module is made callable and passes the call on: `gankit.train(...)` works whether or not
+# the module has been imported (e.g. by the command line) before.
+
+
+class _CallableModule(types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        from gankit.api import train as api_train
+
+        return api_train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torchvision.datasets.folder import IMG_EXTENSIONS
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from gankit.data import Dataset
@@ -150,53 +149,18 @@ def _to_mode(im: Image.Image, mode: str, background, notes: Counter) -> Image.Im
     return im if im.mode == mode else im.convert(mode)
 
 
-def load_folder(path: str, img_size: int, channels: int, background: tuple[int, int, int] = (255, 255, 255)) -> Dataset:
-    """Every image under `path`, searched recursively; top-level sub-folders become class labels.
+# What decoding one file can raise on corrupt data: Pillow's decoders raise OSError, ValueError, SyntaxError,
+# IndexError, struct.error, ... and SkippedImage says why a readable file is refused. Any of them means this one
+# file is unreadable: the folder loader skips it and counts it, and a streamed set reads the next file instead.
+UNREADABLE = (Exception,)
 
-    Images are resized (shorter side) and centre-cropped to img_size. channels 0 or 3 gives RGB, 1 grayscale.
-    Each file is decoded by `open_image` (16-bit, transparency onto `background`, CMYK, the first frame of an
-    animation, a size limit). Files that cannot be decoded are skipped and counted in one warning.
-    """
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise UserError(f"data: folder {root} does not exist (data: folder:PATH needs a folder of images)")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise UserError(f"data: no images under {root} (looked for {', '.join(IMAGE_EXTENSIONS)})")
-    rel = [p.relative_to(root).parts for p in files]
-    classes = sorted({parts[0] for parts in rel if len(parts) > 1})
-    labelled = len(classes) >= 2 and all(len(parts) > 1 for parts in rel)
 
-    mode = "L" if channels == 1 else "RGB"
-    transform = v2.Compose([v2.PILToTensor(), v2.Resize(img_size, antialias=True), v2.CenterCrop(img_size)])
-    images, labels, skipped, too_odd, notes = [], [], 0, [], Counter()
-    for file, parts in zip(files, rel):
-        try:
-            images.append(transform(open_image(file, mode, background, notes)))
-        except SkippedImage as e:
-            too_odd.append(f"{file.name}: {e}")
-            continue
-        except Exception:  # noqa: BLE001: Pillow's decoders raise OSError, ValueError, SyntaxError, IndexError,
-            # struct.error, ... on corrupt data; any of them means this one file is unreadable
-            skipped += 1
-            continue
-        if labelled:
-            labels.append(classes.index(parts[0]))
-    if not images:  # the error says it; no warning line before it
-        odd = f"; {too_odd[0]}" if too_odd else ""
-        raise UserError(f"data: none of the {len(files)} image files under {root} could be read{odd}")
-    if skipped:
-        log.warning(f"data: skipped {skipped} unreadable image file(s) of {len(files)} under {root}")
-    if too_odd:
-        log.warning(f"data: skipped {len(too_odd)} image file(s) of {len(files)} under {root}: {too_odd[0]}"
-                    + (f" (and {len(too_odd) - 1} more)" if len(too_odd) > 1 else ""))
-    described = {"alpha": f"with transparency, composited onto {background}", "animated": "animated (first frame used)",
-                 "cmyk": "CMYK, converted to RGB", "16-bit": "16-bit, scaled to 8 bits"}
-    if notes:
-        log.info("data: " + "; ".join(f"{n} {described[k]}" for k, n in notes.items()))
-    x = to_stored(torch.stack(images), img_size, 1 if channels == 1 else 3)
-    y = torch.tensor(labels, dtype=torch.long) if labelled else None
-    return Dataset(f"folder:{root}", x, y, classes if labelled else [])
+def load_folder(path: str, img_size: int, channels: int, **options):
+    """Every image under `path`, searched recursively; top-level sub-folders become class labels (data/folder.py:
+    the loop, the resize policy and the summary; each file is decoded by open_image)."""
+    from gankit.data import folder
+
+    return folder.load(path, img_size, channels, **options)
 
 
 def read_idx(path: Path) -> np.ndarray:

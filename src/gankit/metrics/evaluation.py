@@ -63,7 +63,6 @@ def evaluate_run(run: str | Path, names: list[str] | None = None, n: int | None 
     record of the same step is replaced instead of numbering a new one."""
     from gankit import outputs
     from gankit import config as config_mod
-    from gankit.config import background_rgb
     from gankit import data as datasets
     from gankit.sample import load_sampler
 
@@ -79,8 +78,7 @@ def evaluate_run(run: str | Path, names: list[str] | None = None, n: int | None 
                                        if k in config_mod.FIELDS or k in config_mod.LEGACY_FIELDS})
     except UserError as e:
         raise UserError(f"eval: the checkpoint's config is not valid ({e})") from None
-    data = datasets.load(valid.data, valid.data_dir, valid.img_size, valid.channels, valid.n_points,
-                         background_rgb(valid.background))
+    data = datasets.from_config(valid).for_metrics(n or valid.eval_n)  # read as training read it
     kind, conditional = ("points" if data.is_points else "image"), bool(sampler.c_dim)
     names = names or default_metrics(kind, conditional, data.name)
     check_names(names, kind, conditional, "--metrics", data.name)
@@ -90,14 +88,34 @@ def evaluate_run(run: str | Path, names: list[str] | None = None, n: int | None 
                       features=feature_choice)
     t0 = time.perf_counter()
     results = evaluate(names, ctx)
+    record = make_record(ctx, names, results, time.perf_counter() - t0, run=str(run), step=sampler.meta.get("step"),
+                         checkpoint=sampler.meta.get("source"), data_name=cfg["data"])
+    json_path, md_path, text = write_record(folder, record, force, show)
+    return record, json_path, md_path, text
+
+
+def make_record(ctx: EvalContext, names: list[str], results: dict, seconds: float, run: str, step: int | None,
+                checkpoint: str | None, data_name: str) -> dict:
+    """What RUN/eval/step-NNNNNNN.json holds: the results with their floors, and how they were made."""
     emb = ctx.cache.get("embedder")
     clf = ctx.cache.get("classifier") or getattr(emb, "classifier", None)
-    record = {"run": str(run), "step": sampler.meta.get("step"), "checkpoint": sampler.meta.get("source"),
-              "data": cfg["data"], "data_size": len(data), "metrics": names, "n": ctx.n, "seed": seed,
-              "features": emb.kind if emb else None, "seconds": round(time.perf_counter() - t0, 1), "results": results}
+    record = {"run": run, "step": step, "checkpoint": checkpoint, "data": data_name, "data_size": len(ctx.data),
+              "metrics": names, "n": ctx.n, "seed": ctx.seed, "features": emb.kind if emb else None,
+              "seconds": round(seconds, 1), "results": results}
     if clf is not None:
         record["classifier"] = {"held_out_accuracy": clf.accuracy, "n_train": clf.n_train,
                                 "n_held_out": clf.n_held_out, "shipped": clf.shipped, "source": clf.source}
+    return record
+
+
+def write_record(folder: Path, record: dict, force: bool = False, show=None) -> tuple[Path, Path, str]:
+    """folder/step-NNNNNNN.json and .md, numbered when taken (with force, an earlier record of the same step is
+    replaced); written atomically. `show(text)` gets the table before the files are written, so a failed write
+    never loses the results."""
+    from gankit import outputs
+
+    folder = Path(folder)
+    folder.mkdir(exist_ok=True)
     stem = f"step-{record['step'] or 0:07d}"
     json_path, md_path = (folder / f"{stem}.json", folder / f"{stem}.md") if force else _free_paths(folder, stem)
     text = markdown(record)
@@ -111,4 +129,4 @@ def evaluate_run(run: str | Path, names: list[str] | None = None, n: int | None 
                         "printed above") from None
     if show is not None:
         show(f"json: {json_path}\nmarkdown: {md_path}\n")
-    return record, json_path, md_path, text
+    return json_path, md_path, text

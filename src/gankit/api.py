@@ -1,0 +1,91 @@
+"""gankit from Python (a notebook, a script): the same steps as the command line, as functions.
+
+    import gankit
+    cfg = gankit.load_config("digits", steps=300)    # a preset or YAML file, then fields: gankit.Config
+    run = gankit.train(cfg)                           # the run folder, a Path
+    sampler = gankit.load(run)                        # a gankit.sample.Sampler: sampler(16) -> (images, labels)
+    record = gankit.evaluate(run, ["fid", "pr"])      # record["results"]: each metric and its real-vs-real floor
+
+Runs are given as a folder or as the name of one under `runs` ("runs", train's `out`), as on the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from gankit.config import Config, load as _load, validate
+from gankit.errors import UserError
+
+
+def load_config(source: str | None = None, **fields) -> Config:
+    """Defaults < a preset name (`gankit presets`) or YAML file < `fields`; validated. Raises ConfigError."""
+    return _load(source, fields)
+
+
+def train(config: Config | str | None = None, *, resume: str | Path | None = None, progress: bool = True,
+          **fields) -> Path:
+    """Train as `config` says (a Config, a preset name or a YAML file; `fields` change it) and return the run folder.
+
+    resume: a run folder or the name of one under `out`; it continues exactly where its last checkpoint stopped,
+    with only the fields that may change on resume (steps, log_every, ...) taken from `fields`.
+    progress: a progress bar; False prints one line every log_every steps.
+    """
+    from gankit import run
+    from gankit.train import train as train_loop
+
+    _log_to_stderr()
+    run_dir = None
+    if resume is not None:
+        if config is not None:
+            raise UserError("train: resume continues the run's own config; pass only fields such as steps=")
+        run_dir = run.find_run(resume, fields.pop("out", Config.out))
+        if not run_dir.is_dir():
+            raise UserError(f"resume: {run_dir} is not a folder")
+        cfg = run.resume_config(run_dir, fields)
+    elif isinstance(config, Config):
+        cfg = dataclasses.replace(config, **fields) if fields else config
+        validate(cfg)  # a Config built by hand has not been checked yet
+    else:
+        cfg = _load(config, fields)
+    return train_loop(cfg, resume=run_dir, progress=progress)
+
+
+def _log_to_stderr() -> None:
+    """Outside the CLI nobody may have configured logging: show gankit's INFO lines (the data summary, ...)."""
+    import logging
+
+    logger = logging.getLogger("gankit")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("gankit: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def load(run: str | Path, *, runs: str | Path = "runs", device: str = "cpu", step: int | None = None):
+    """The generator of a run (its averaged G when it kept one), a checkpoint file or an export folder, as a
+    Sampler: `x, y = sampler(n, generator=torch.Generator().manual_seed(0))` gives x (n, C, H, W) in [-1, 1]."""
+    from gankit.run import find_run
+    from gankit.sample import load_sampler
+
+    return load_sampler(find_run(run, runs), device, step)
+
+
+def evaluate(run: str | Path, metrics: list[str] | str | None = None, *, n: int | None = None,
+             step: int | None = None, features: str = "auto", seed: int = 0, device: str = "cpu",
+             runs: str | Path = "runs", force: bool = False, show=None) -> dict:
+    """Score a run's checkpoint (the latest, or that of `step`) as `gankit eval` does; returns the record that is
+    also written to RUN/eval/step-NNNNNNN.json and joins metrics.jsonl and TensorBoard. record["results"] holds
+    each metric and, beside it, `<metric>_floor`: the same metric on real data against real data."""
+    from gankit.metrics.evaluation import evaluate_run
+    from gankit.run import find_run, record_evaluation
+
+    _log_to_stderr()
+    if isinstance(metrics, str):
+        metrics = [s.strip() for s in metrics.split(",") if s.strip()]
+    run_dir = find_run(run, runs)
+    record, json_path, md_path, table = evaluate_run(run_dir, metrics or None, n, step, features, seed, device,
+                                                     force=force, show=show)
+    record_evaluation(run_dir, record)
+    return {**record, "json": str(json_path), "markdown": str(md_path), "table": table}

@@ -1,0 +1,174 @@
+"""Folders of images (data: folder:PATH): the files and their labels, the resize policy, the one-line summary of
+what was read, and the choice between holding the set in memory and streaming it (data/stream.py).
+
+The resize policy decides what a non-square image becomes at img_size x img_size:
+    crop     shorter side to img_size, then the centre square (what is outside it is cut)
+    pad      longer side to img_size, then black borders to a square (nothing is cut)
+    stretch  both sides to img_size (the aspect ratio changes)
+Opening one file is images.open_image's job; everything here works on what it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+from gankit.data import Dataset
+from gankit.errors import UserError
+
+log = logging.getLogger("gankit")
+
+RESIZE = ("crop", "pad", "stretch")
+PARALLEL_FROM = 2000  # files: below this, decoding in this process is faster than starting worker processes
+
+
+def list_files(root: Path) -> tuple[list[str], list[int] | None, list[str]]:
+    """The image files under root, sorted; their labels when every file sits in one of >= 2 top-level sub-folders."""
+    if not root.is_dir():
+        raise UserError(f"data: folder {root} does not exist (data: folder:PATH needs a folder of images)")
+    from gankit.data.images import IMAGE_EXTENSIONS
+
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise UserError(f"data: no images under {root} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    rel = [p.relative_to(root).parts for p in files]
+    classes = sorted({parts[0] for parts in rel if len(parts) > 1})
+    labelled = len(classes) >= 2 and all(len(parts) > 1 for parts in rel)
+    index = {c: i for i, c in enumerate(classes)}
+    labels = [index[parts[0]] for parts in rel] if labelled else None
+    return [str(p) for p in files], labels, classes if labelled else []
+
+
+def fit(x: torch.Tensor, size: int, policy: str) -> torch.Tensor:
+    """uint8 (C, h, w) -> uint8 (C, size, size) by the resize policy (antialiased)."""
+    h, w = x.shape[-2:]
+    if policy == "stretch":
+        return TF.resize(x, [size, size], antialias=True) if (h, w) != (size, size) else x
+    if policy == "pad":
+        scale = size / max(h, w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        x = TF.resize(x, [nh, nw], antialias=True) if (nh, nw) != (h, w) else x
+        left, top = (size - nw) // 2, (size - nh) // 2
+        return TF.pad(x, [left, top, size - nw - left, size - nh - top], fill=0)
+    if min(h, w) != size:  # crop: the shorter side to size, then the centre square
+        x = TF.resize(x, [size], antialias=True)
+    return TF.center_crop(x, [size, size])
+
+
+def read_image(file, mode: str, size: int, policy: str, background=(255, 255, 255)):
+    """One file (a path or a file object) as training sees it: uint8 (C, size, size), its size (w, h), and what
+    decoding did (a Counter of images.open_image's notes: alpha, animated, cmyk, 16-bit)."""
+    from gankit.data.images import open_image
+
+    notes = Counter()
+    im = open_image(file, mode, background, notes)
+    return fit(TF.pil_to_tensor(im), size, policy), im.size, notes
+
+
+@dataclass
+class Summary:
+    """What a folder held and what resizing did to it, for one line of log."""
+    size: int
+    policy: str
+    read: int = 0
+    skipped: int = 0
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+
+    def add(self, wh: tuple[int, int] | None) -> None:
+        if wh is None:
+            self.skipped += 1
+        else:
+            self.read += 1
+            self.sizes.append(wh)
+
+    def resizing(self) -> str:
+        odd = [(w, h) for w, h in self.sizes if w != h]
+        small = sum(min(w, h) < self.size if self.policy == "crop" else max(w, h) < self.size for w, h in self.sizes)
+        lost = sum(1 - min(w, h) / max(w, h) for w, h in odd) / max(1, len(odd))
+        what = {"crop": f"shorter side to {self.size} px, centre square: {lost:.0%} of each non-square image cut "
+                        "on average",
+                "pad": f"longer side to {self.size} px, black borders: {lost:.0%} of each non-square image is "
+                       "border on average",
+                "stretch": f"each side to {self.size} px: aspect ratio changed for the non-square images"}[self.policy]
+        return (f"{len(odd):,} not square, {small:,} smaller than {self.size} px (enlarged); resize {self.policy}: "
+                + (what if odd else f"each image to {self.size} px"))
+
+    def line(self, where: str, classes: list[str], labels: list[int] | None, sampled: bool = False) -> str:
+        (w0, h0), (w1, h1) = min(self.sizes, key=lambda s: s[0] * s[1]), max(self.sizes, key=lambda s: s[0] * s[1])
+        if classes and labels is not None and len(classes) <= 10:
+            counts = torch.bincount(torch.tensor(labels), minlength=len(classes)).tolist()
+            cls = f"{len(classes)} classes ({', '.join(f'{c} {k:,}' for c, k in zip(classes, counts))})"
+        else:
+            cls = f"{len(classes)} classes" if classes else "no class labels (no sub-folder per class)"
+        head = (f"{where}: sizes of {self.read} sampled image(s)" if sampled else
+                f"{where}: {self.read:,} images read" + (f", {self.skipped:,} unreadable skipped" if self.skipped
+                                                         else ""))
+        return (f"data: {head}; {cls}; sizes {w0}x{h0} to {w1}x{h1}, " + self.resizing())
+
+
+def load(path: str, img_size: int, channels: int, resize: str = "crop", stream: str = "off",
+         memory_budget_gb: float = 4.0, workers: int = 0, background: tuple[int, int, int] = (255, 255, 255)):
+    """The folder as a Dataset held in memory (uint8), or as a StreamedDataset when `stream` says so (on, or auto
+    and the set at img_size is larger than memory_budget_gb). Unreadable files are skipped and counted; images
+    with transparency are composited onto `background`."""
+    from gankit.data.stream import ImageSource
+
+    root = Path(path).expanduser()
+    files, labels, classes = list_files(root)
+    source = ImageSource(files=files, mode="L" if channels == 1 else "RGB", size=img_size, policy=check(resize),
+                         background=background)
+    return hold_or_stream(f"folder:{root}", str(root), source, labels, classes, stream, memory_budget_gb, workers)
+
+
+def check(resize: str) -> str:
+    if resize not in RESIZE:
+        raise UserError(f"data: resize must be one of {', '.join(RESIZE)}, got {resize!r}")
+    return resize
+
+
+def hold_or_stream(name: str, where: str, source, labels: list[int] | None, classes: list[str], stream: str,
+                   memory_budget_gb: float, workers: int):
+    """A StreamedDataset when `stream` says so; else every image decoded (in parallel for large sets) into one
+    uint8 tensor, unreadable ones skipped and counted, and one line of summary logged."""
+    from gankit.data import stream as streaming
+
+    if streaming.choose(stream, len(source) * source.nbytes_each, memory_budget_gb, name):
+        return streaming.StreamedDataset.create(name, source, labels, classes, workers)
+    summary = Summary(source.size, source.policy)
+    x = torch.empty((len(source), *source.shape), dtype=torch.uint8)  # filled in place: no second copy of the set
+    keep = torch.zeros(len(source), dtype=torch.bool)
+    notes, refused = Counter(), []
+    for i, image, wh, what, why in source.read_all(min(8, os.cpu_count() or 1) if len(source) >= PARALLEL_FROM
+                                                    else 0):
+        if why:                      # a file gankit refuses, by name and reason (not counted as unreadable)
+            refused.append(why)
+            continue
+        summary.add(wh)
+        if image is not None:
+            x[i], keep[i] = image, True
+            notes.update(what)
+    if not summary.read:             # the error says it; no warning line before it
+        odd = f"; {refused[0]}" if refused else ""
+        raise UserError(f"data: none of the {len(source)} image files under {where} could be read{odd}")
+    if summary.skipped:
+        log.warning(f"data: skipped {summary.skipped} unreadable image file(s) of {len(source)} under {where}")
+    if refused:
+        log.warning(f"data: skipped {len(refused)} image file(s) of {len(source)} under {where}: {refused[0]}"
+                    + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""))
+    described = {"alpha": f"with transparency, composited onto {source.background}",
+                 "animated": "animated (first frame used)", "cmyk": "CMYK, converted to RGB",
+                 "16-bit": "16-bit, scaled to 8 bits"}
+    if notes:
+        log.info("data: " + "; ".join(f"{n} {described[k]}" for k, n in notes.items()))
+    if not keep.all():
+        x = x[keep]
+        labels = [label for label, k in zip(labels, keep.tolist()) if k] if labels is not None else None
+    log.info(summary.line(where, classes, labels))
+    y = torch.tensor(labels, dtype=torch.long) if labels is not None else None
+    return Dataset(name, x, y, classes)
