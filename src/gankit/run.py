@@ -21,7 +21,8 @@ from gankit.errors import ConfigError, UserError
 
 def default_name(cfg: Config) -> str:
     data = Path(cfg.data[len("folder:"):]).name if cfg.data.startswith("folder:") else cfg.data
-    return f"{cfg.model}-{'cond-' if cfg.cond != 'none' else ''}{data}"
+    kind = cfg.model if cfg.task == "gan" else cfg.task  # the applications' runs: ssl-mnist, sr-mnist
+    return f"{kind}-{'cond-' if cfg.cond != 'none' else ''}{data}"
 
 
 def numbered(root: Path, stem: str) -> Path:

@@ -41,8 +41,15 @@ def resolve_device(name: str, ctx: distributed.Context) -> torch.device:
     return torch.device(name)
 
 
-def load_data(cfg: Config) -> datasets.Dataset:
-    return datasets.load(cfg.data, cfg.data_dir, cfg.img_size, cfg.channels, cfg.n_points)
+def load_data(cfg: Config, part: str = "train") -> datasets.Dataset:
+    """The training data, without the `holdout` examples; part="held_out": those examples alone."""
+    data = datasets.load(cfg.data, cfg.data_dir, cfg.img_size, cfg.channels, cfg.n_points)
+    if not cfg.holdout:
+        if part == "held_out":
+            raise ConfigError("holdout", "this run held no examples out of training (train with --holdout N)")
+        return data
+    train_idx, held_idx = datasets.holdout_indices(len(data), cfg.holdout)
+    return data.subset(held_idx if part == "held_out" else train_idx)
 
 
 def resolve(cfg: Config, data: datasets.Dataset, world_size: int = 1) -> Config:
@@ -131,6 +138,10 @@ def seed_everything(seed: int) -> None:
 
 def train(cfg: Config, resume: Path | None = None, progress: bool = True) -> Path:
     """Train G and D as `cfg` says; returns the run folder. With `resume`, continue that run exactly."""
+    if cfg.task != "gan":  # the applications (gankit/apps/) have loops of their own, built from the same parts
+        from gankit import apps
+
+        return apps.train(cfg, resume, progress)
     # ---- set-up: data, models, optimizers, the state a checkpoint holds -----------------------------------------
     ctx = distributed.init("cuda" if cfg.device.startswith("cuda") or
                            (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
