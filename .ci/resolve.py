@@ -30,7 +30,7 @@ except ImportError:  # a bare interpreter: pip's own copy of packaging
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_FAMILY = {"torch", "torchvision"}     # checked by version listing: never downloaded
-TORCH_DEPENDENTS = {"torch-fidelity"}       # their own wheel only (--no-deps), or pip would fetch torch for them
+TORCH_DEPENDENTS = {"torch-fidelity", "torchmetrics"}  # their own wheel only (--no-deps), or pip would fetch torch for them
 
 
 def lowest_python(spec: str) -> str:

@@ -450,6 +450,103 @@ def cmd_ablate(args) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# the applications: inpaint, upscale, classify (gankit/apps/)
+
+
+def _add_inpaint(sub) -> None:
+    from gankit.apps.inpaint import MASKS, Search
+
+    d = Search()
+    p = sub.add_parser("inpaint", help="fill missing regions of images with a trained G (Yeh et al. 2017)",
+                       description=(
+        "Search the latent space for the G(z) that matches each image's known pixels (context loss, plus a prior "
+        "loss through D, several restarts), then fill the hole from it. Writes DIR/inpainted.npz (images, fills, "
+        "masks), DIR/sheet.png (before and after), and, when the images have labels, DIR/results.md and .json: "
+        "class accuracy by the data set's classifier and PSNR on the hole, beside a masked input, a mean fill and a "
+        "nearest-neighbour fill. --images heldout takes the images the run held out of training (--holdout N)."))
+    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a GAN run folder or checkpoint")
+    p.add_argument("--images", required=True, metavar="FILE.npz|DIR|heldout",
+                   help="images to complete (resized to the run's size); heldout: the run's held-out images")
+    p.add_argument("--mask", default="center", metavar="|".join(MASKS) + "|FILE",
+                   help="center: the centre square of half the side; random: 80%% of the pixels; half: the lower "
+                        "half; FILE: a PNG (black = missing) or .npy/.npz (0 = missing) [center]")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    p.add_argument("--class", dest="cls", type=int, default=None,
+                   help="conditional runs: complete as this class [the search picks the class]")
+    p.add_argument("--n", type=_positive_int, default=None, help="only the first N images")
+    p.add_argument("--candidates", type=_positive_int, default=d.candidates, help=f"z drawn per image [{d.candidates}]")
+    p.add_argument("--restarts", type=_positive_int, default=d.restarts,
+                   help=f"best candidates optimised per image [{d.restarts}]")
+    p.add_argument("--steps", type=int, default=d.steps, help=f"Adam steps per restart [{d.steps}]")
+    p.add_argument("--prior-weight", type=float, default=d.prior_weight,
+                   help=f"weight of the prior loss through D, lambda [{d.prior_weight}]")
+    p.add_argument("--window", type=int, default=d.window,
+                   help=f"context weights: neighbourhood size; 0 = every known pixel alike [{d.window}]")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws and of random masks [0]")
+    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
+    p.set_defaults(func=cmd_inpaint)
+
+
+def cmd_inpaint(args) -> int:
+    from gankit.apps.inpaint import Search, inpaint
+
+    if args.steps < 0 or args.window < 0 or args.prior_weight < 0:
+        raise UserError("inpaint: --steps, --window and --prior-weight must be >= 0")
+    search = Search(args.candidates, args.restarts, args.steps, prior_weight=args.prior_weight, window=args.window)
+    result = inpaint(args.source, args.images, args.mask, args.out, args.cls, search, args.seed, args.device,
+                     args.checkpoint, n=args.n)
+    if "rows" in result:
+        print(Path(result["files"][1]).read_text(), end="")
+    print("\n".join(result["files"]))
+    return 0
+
+
+def _add_upscale(sub) -> None:
+    p = sub.add_parser("upscale", help="upscale images with a super-resolution run (task sr)", description=(
+        "Upscale low-resolution images by the run's factor. With --images heldout (the images the run held out "
+        "of training) or --from-high-res, the images are originals: they are downscaled first and the result is "
+        "scored against them (PSNR, SSIM, class accuracy, FID) beside bicubic upscaling. Writes DIR/upscaled.npz, "
+        "DIR/sheet.png, and when scored DIR/results.md and .json."))
+    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a run of task sr")
+    p.add_argument("--images", required=True, metavar="FILE.npz|DIR|heldout", help="the images to upscale")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    p.add_argument("--from-high-res", action="store_true",
+                   help="the images are high-resolution originals: downscale, upscale and score them")
+    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
+    p.set_defaults(func=cmd_upscale)
+
+
+def cmd_upscale(args) -> int:
+    from gankit.apps.sr import upscale_images
+
+    for f in upscale_images(args.source, args.images, args.out, args.from_high_res, args.device, args.checkpoint):
+        if f.endswith(".md"):
+            print(Path(f).read_text(), end="")
+        print(f)
+    return 0
+
+
+def _add_classify(sub) -> None:
+    p = sub.add_parser("classify", help="label images with the classifier of a semi-supervised run (task ssl)")
+    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a run of task ssl")
+    p.add_argument("--images", required=True, metavar="FILE.npz|DIR|heldout",
+                   help="images to label; heldout: the run's held-out images, scored against their labels")
+    p.add_argument("--out", default=None, metavar="FILE.csv", help="also write index,class,probability here")
+    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.set_defaults(func=cmd_classify)
+
+
+def cmd_classify(args) -> int:
+    from gankit.apps.ssl import classify
+
+    summary = classify(args.source, args.images, args.out, args.checkpoint)
+    print(summary)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------------
 
 
 def _add_shards(sub) -> None:
@@ -500,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, help="print the versions of gankit, torch and Python")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in (_add_train, _add_bench, _add_sample, _add_interpolate, _add_arithmetic, _add_export, _add_report,
-                _add_eval, _add_ablate, _add_shards, _add_presets):
+                _add_eval, _add_ablate, _add_shards, _add_inpaint, _add_upscale, _add_classify, _add_presets):
         add(sub)
     return parser
 

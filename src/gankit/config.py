@@ -24,10 +24,12 @@ PRESET_DIR = Path(__file__).parent / "configs"
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "stacked-mnist", "ring", "grid", "fake")  # plus "folder:PATH"
 POINT_DATASETS = ("ring", "grid")
 FILE_DATA = ("folder:", "shards:")  # data read from files: resize and stream apply
-MODELS = ("dcgan", "mlp")
+MODELS = ("dcgan", "mlp", "srresnet")
 DCGAN_SIZES = (16, 32, 64, 128)
 NORMS = ("batch", "virtual_batch", "instance", "layer", "none")
 LOSSES = ("minimax", "ns", "ls", "hinge", "wgan-gp")
+TASKS = ("gan", "ssl", "sr")  # the loop of each is in train.py (gan) or gankit/apps/ (ssl, sr)
+TASK_MODELS = {"gan": ("dcgan", "mlp"), "ssl": ("mlp",), "sr": ("srresnet",)}
 DIFFAUG_OPS = ("color", "translation", "cutout")
 
 
@@ -37,6 +39,10 @@ def _f(default: Any, help: str, choices: tuple | None = None):
 
 @dataclass(frozen=True)
 class Config:
+    # --- what is trained ---
+    task: str = _f("gan", "gan: G against D; ssl: D as a (K+1)-way classifier learning from few labels (Salimans et al. "
+                          "2016); sr: G upscales low-resolution images (SRGAN, Ledig et al. 2017)", TASKS)
+
     # --- data ---
     data: str = _f("digits", "data set: " + ", ".join(DATASETS) + ", folder:PATH (a folder of images) or shards:PATH "
                              "(tar shards in WebDataset's layout: a folder of .tar, a .tar, or a {000..099} pattern)")
@@ -55,6 +61,10 @@ class Config:
     memory_budget_gb: float = _f(4.0, "stream auto: the largest data set (uint8 bytes per process) held in memory")
     data_workers: int = _f(0, "streaming: DataLoader worker processes per training process; 0 = the cores per "
                               "process less one (at least 1, at most 8)")
+    holdout: int = _f(0, "examples kept out of training, to measure inpainting, upscaling or the ssl classifier on "
+                         "images no model saw (the first of the metrics classifier's held-out part); 0 = none")
+    labels_per_class: int = _f(0, "ssl: labelled training examples kept per class (chosen by seed), the rest "
+                                  "unlabelled; 0 = every label (task gan ignores it)")
 
     # --- model ---
     model: str = _f("dcgan", "architecture", MODELS)
@@ -94,9 +104,17 @@ class Config:
     inst_noise_steps: int = _f(0, "steps over which instance noise anneals linearly to 0; 0 = the whole run")
     feature_matching: bool = _f(False, "G matches the mean of D's last features on real data (Salimans et al.)")
     diffaug: str = _f("", "DiffAugment policy on D's inputs, comma-separated: color, translation, cutout")
-    ema_decay: float = _f(0.0, "exponential moving average of G's weights (e.g. 0.999); 0 = off")
+    ema_decay: float = _f(0.0, "exponential moving average of G's weights (e.g. 0.999; task ssl: of D's, the "
+                               "classifier's); 0 = off")
     ema_rampup: float = _f(0.0, "EMA warm-up (stylegan2-ada): the averaging horizon 1 / (1 - decay) is at most "
                                 "ema_rampup x the steps done, so early weights fade fast; 0 = off")
+    unlabeled_weight: float = _f(1.0, "ssl: weight of D's real-vs-generated loss on unlabelled data beside its "
+                                      "supervised loss")
+    ssl_entropy: float = _f(0.0, "ssl: weight of the entropy of D's class prediction on unlabelled data (Dai et al. "
+                                  "2017's conditional entropy term); 0 = off")
+    sr_scale: int = _f(4, "sr: upscaling factor: G maps img_size / sr_scale pixels to img_size", (2, 4, 8))
+    adv_weight: float = _f(1e-3, "sr: weight of the adversarial loss beside the pixel content loss (0 = SRResNet, "
+                                 "content loss only)")
 
     # --- optimisation ---
     steps: int = _f(2000, "generator updates to train for")
@@ -290,7 +308,7 @@ def validate(cfg: Config) -> None:
     for name, top in _MAX.items():  # far above any real use; past them a run would only exhaust memory or time
         _check(getattr(cfg, name) <= top, name, f"must be at most {top}, got {getattr(cfg, name)}")
     for name in ("c_dim", "mbdisc", "ckpt_every", "eval_every", "inst_noise_steps", "seed", "max_rollbacks",
-                 "collapse_steps"):
+                 "collapse_steps", "holdout", "labels_per_class"):
         _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {getattr(cfg, name)}")
     _check(cfg.seed < SEED_LIMIT, "seed", f"must be below 2**32 = {SEED_LIMIT}, got {cfg.seed}")
     _check(0 < cfg.rollback_lr_factor < 1, "rollback_lr_factor", f"must be in (0, 1), got {cfg.rollback_lr_factor}")
@@ -300,7 +318,8 @@ def validate(cfg: Config) -> None:
         _check(getattr(cfg, name) > 0, name, f"must be > 0, got {getattr(cfg, name)}")
     for name in ("beta1", "beta2"):
         _check(0 <= getattr(cfg, name) < 1, name, f"must be in [0, 1), got {getattr(cfg, name)}")
-    for name in ("gp_weight", "r1_gamma", "inst_noise", "slope", "ema_rampup"):
+    for name in ("gp_weight", "r1_gamma", "inst_noise", "slope", "ema_rampup", "unlabeled_weight", "adv_weight",
+                 "ssl_entropy"):
         _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {getattr(cfg, name)}")
     _check(0 <= cfg.lr_decay_start <= 1, "lr_decay_start", f"must be in [0, 1], got {cfg.lr_decay_start}")
     _check(0 < cfg.label_smooth <= 1, "label_smooth", f"real target must be in (0, 1], got {cfg.label_smooth}")
@@ -309,11 +328,27 @@ def validate(cfg: Config) -> None:
     _check(not bad_aug, "diffaug", f"unknown op {','.join(bad_aug)}; use a comma list of {', '.join(DIFFAUG_OPS)}")
     _check(bool(_DEVICE.match(cfg.device)), "device", f"{cfg.device!r} is not one of auto, cpu, cuda, cuda:N")
 
+    _check(cfg.model in TASK_MODELS[cfg.task], "model",
+           f"task {cfg.task} uses model {' or '.join(TASK_MODELS[cfg.task])}, got {cfg.model}")
+    if cfg.task != "gan":
+        _check(cfg.cond == "none", "cond", f"task {cfg.task} has no conditional models")
+        _check(cfg.pack == 1, "pack", f"task {cfg.task} has no packing")
+        _check(not cfg.eval_metrics, "eval_metrics", f"task {cfg.task} scores itself on the held-out examples "
+                                                      "(holdout); leave eval_metrics empty")
+        _check(not cfg.is_points, "data", f"task {cfg.task} works on images, not on 2-D points")
+    if cfg.task == "ssl":
+        _check(cfg.holdout > 0, "holdout", "task ssl scores its classifier on held-out examples: pass --holdout N")
+    if cfg.task == "sr":
+        _check(cfg.loss != "wgan-gp", "loss", "task sr uses minimax, ns, ls or hinge")
+        _check(cfg.img_size % cfg.sr_scale == 0 and cfg.img_size // cfg.sr_scale >= 2, "sr_scale",
+               f"img_size {cfg.img_size} must be a multiple of sr_scale {cfg.sr_scale}, with at least 2 "
+               "low-resolution pixels a side")
     if cfg.model == "dcgan":
         _check(cfg.img_size in DCGAN_SIZES, "img_size",
                f"dcgan supports {', '.join(map(str, DCGAN_SIZES))}, got {cfg.img_size}")
     else:
         _check(cfg.img_size >= 4, "img_size", f"must be >= 4, got {cfg.img_size}")
+    if cfg.model == "mlp":
         for name in ("g_norm", "d_norm"):
             _check(getattr(cfg, name) != "instance", name, "instance norm needs feature maps: use it with dcgan")
     if cfg.data == "stacked-mnist":

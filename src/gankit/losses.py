@@ -63,3 +63,28 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], x_real: tor
     x_hat = (alpha * x_real.detach() + (1 - alpha) * x_fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return weight * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the semi-supervised GAN (Salimans et al. 2016, section 5): D's K logits, the "generated" logit fixed at 0
+
+
+def ssl_d_loss(logits_lab: torch.Tensor, labels: torch.Tensor, logits_unl: torch.Tensor,
+               logits_fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(supervised, unsupervised) losses of a (K+1)-way D from its K logits (B, K).
+
+    With Z(x) = sum_k exp(l_k(x)), D's probability that x is real is Z / (Z + 1), whose logit is log Z = logsumexp(l):
+    supervised: cross-entropy of the labelled batch over the K real classes;
+    unsupervised: -log D(x) on unlabelled real data and -log(1 - D(G(z))) on generated data, averaged (the
+    improved-gan code's 0.5 * (real + fake)).
+    """
+    supervised = F.cross_entropy(logits_lab, labels)
+    real, fake = torch.logsumexp(logits_unl, 1), torch.logsumexp(logits_fake, 1)
+    unsupervised = 0.5 * (F.softplus(-real).mean() + F.softplus(fake).mean())
+    return supervised, unsupervised
+
+
+def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Mean entropy of the softmax over the K classes, logits (B, K): low when D is sure which class x is."""
+    logp = F.log_softmax(logits, 1)
+    return -(logp.exp() * logp).sum(1).mean()

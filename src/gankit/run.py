@@ -39,13 +39,14 @@ log = logging.getLogger("gankit")
 # What gankit writes into a run folder before its first checkpoint: a folder holding only these (and no checkpoint)
 # is a failed start. Anything else in it (a user's file) makes it a folder gankit never takes over.
 START_FILES = {"config.yaml", "metrics.jsonl", "samples", "checkpoints", "tb", "reals.png", "eval"}
-RUN_FILES = START_FILES | {"report.html"}
+RUN_FILES = START_FILES | {"report.html", "results.json"}  # results.json: the applications' measured result
 
 
 def default_name(cfg: Config) -> str:
     data = Path(cfg.data[len("folder:"):]).name if cfg.data.startswith("folder:") else cfg.data
     data = re.sub(r"[^\w.+-]+", "_", data).strip("._") or "folder"  # a folder's name may hold anything
-    return f"{cfg.model}-{'cond-' if cfg.cond != 'none' else ''}{data}"
+    kind = cfg.model if cfg.task == "gan" else cfg.task  # the applications' runs: ssl-mnist, sr-mnist
+    return f"{kind}-{'cond-' if cfg.cond != 'none' else ''}{data}"
 
 
 def numbered(root: Path, stem: str) -> Path:

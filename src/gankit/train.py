@@ -50,8 +50,17 @@ def resolve_device(name: str, ctx: distributed.Context) -> torch.device:
     return torch.device(name)
 
 
-def load_data(cfg: Config) -> datasets.Dataset:
-    return datasets.from_config(cfg)
+def load_data(cfg: Config, part: str = "train") -> datasets.Dataset:
+    """The training data, without the `holdout` examples; part="held_out": those examples alone."""
+    data = datasets.from_config(cfg)
+    if cfg.holdout and not isinstance(data, datasets.Dataset):
+        raise ConfigError("holdout", "holds examples out of a data set in memory; use it with stream off")
+    if not cfg.holdout:
+        if part == "held_out":
+            raise ConfigError("holdout", "this run held no examples out of training (train with --holdout N)")
+        return data
+    train_idx, held_idx = datasets.holdout_indices(len(data), cfg.holdout)
+    return data.subset(held_idx if part == "held_out" else train_idx)
 
 
 def resolve(cfg: Config, data: datasets.Dataset, world_size: int = 1) -> Config:
@@ -118,6 +127,10 @@ def seed_everything(seed: int) -> None:
 def train(cfg: Config, resume: Path | None = None, progress: bool = True, force: bool = False) -> Path:
     """Train G and D as `cfg` says; returns the run folder. With `resume`, continue that run exactly; with `force`,
     an existing run folder of the same --name is replaced."""
+    if cfg.task != "gan":  # the applications (gankit/apps/) have loops of their own, built from the same parts
+        from gankit import apps
+
+        return apps.train(cfg, resume, progress, force)
     # ---- set-up: data, models, optimizers, the state a checkpoint holds -----------------------------------------
     ctx = distributed.init("cuda" if cfg.device.startswith("cuda") or
                            (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")

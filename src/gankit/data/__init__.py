@@ -56,10 +56,31 @@ class Dataset:
         """The real data that metrics compare n samples with: all of it (a streamed set gives a fixed subset)."""
         return self
 
+    def subset(self, idx: torch.Tensor) -> "Dataset":
+        """The examples at `idx`, with the same class names."""
+        idx = idx.to(self.x.device)
+        return Dataset(self.name, self.x[idx], None if self.y is None else self.y[idx], list(self.class_names),
+                       self.modes, self.sigma)
+
     def to(self, device) -> "Dataset":
         self.x = self.x.to(device)
         self.y = None if self.y is None else self.y.to(device)
         return self
+
+
+def holdout_indices(n: int, holdout: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, held_out) indices of a data set of n examples, with `holdout` examples held out.
+
+    The held-out examples are the first of the metrics classifier's own held-out part (one fixed split of the real
+    data), so that neither a model trained with `holdout` nor the classifier that scores its results has seen them.
+    """
+    from gankit.metrics.classifier import split_indices  # the data's one fixed split lives with the classifier
+
+    train, held = split_indices(n)
+    if not 0 <= holdout <= len(held):
+        raise UserError(f"holdout: {holdout} is more than the {len(held)} examples the metrics classifier holds out "
+                        f"of these {n}; use at most {len(held)}")
+    return torch.cat([train, held[holdout:]]), held[:holdout]
 
 
 def load(name: str, data_dir: str = "data", img_size: int = 32, channels: int = 0, n_points: int = 50_000,

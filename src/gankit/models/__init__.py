@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from gankit.models import dcgan, mlp
+from gankit.models import dcgan, mlp, sr, ssl
 
-ARCHS = {"dcgan": (dcgan.Generator, dcgan.Discriminator), "mlp": (mlp.Generator, mlp.Discriminator)}
+# The GAN's architectures (config field `model`), then those of the applications (gankit/apps/), which build theirs
+# themselves; every one is here so that checkpoints and exports can be rebuilt from the `spec` they carry.
+ARCHS = {"dcgan": (dcgan.Generator, dcgan.Discriminator), "mlp": (mlp.Generator, mlp.Discriminator),
+         "ssl-mlp": (ssl.Generator, ssl.Discriminator), "srresnet": (sr.Generator, sr.Discriminator)}
 
 
 def build(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
@@ -28,10 +31,20 @@ def build(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
 
 def generator_from_spec(spec: dict) -> nn.Module:
     """Rebuild a generator from the `spec` it carries (saved in checkpoints and exports)."""
+    return _from_spec(spec, 0)
+
+
+def discriminator_from_spec(spec: dict) -> nn.Module:
+    """Rebuild a discriminator from its `spec` (the ssl classifier, the prior of inpainting)."""
+    return _from_spec(spec, 1)
+
+
+def _from_spec(spec: dict, which: int) -> nn.Module:
     spec = dict(spec)
     arch = spec.pop("arch")
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
-    if "out_shape" in spec:
-        spec["out_shape"] = tuple(spec["out_shape"])
-    return ARCHS[arch][0](**spec)
+    for key in ("out_shape", "in_shape"):
+        if key in spec:
+            spec[key] = tuple(spec[key])
+    return ARCHS[arch][which](**spec)

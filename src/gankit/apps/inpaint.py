@@ -1,0 +1,330 @@
+"""Missing data: semantic inpainting with a trained G (Yeh et al. 2017, "Semantic image inpainting with deep
+generative models").
+
+For an image x with known pixels M (1 = known, 0 = missing), search the latent space for the z whose G(z) best
+matches the known pixels, then fill the hole from G(z):
+    loss(z) = || W * (G(z) - x) ||_1  +  prior_weight * (-log D(G(z)))
+the context loss weighting each known pixel by how many of its neighbours (window x window) are missing (Yeh et al.'s
+W; window 0 weighs every known pixel alike), the prior loss keeping G(z) where D finds it real (in D's logits,
+softplus(-D(G(z))), the non-saturating form of their log(1 - D(G(z)))). Restarts: `candidates` draws of z per
+image are scored by their context loss alone (one forward of G each), the best `restarts` are optimised with Adam
+for `steps`, and the one with the lowest final loss fills the hole. A conditional G gets the asked class, or, when
+none is asked, the candidates are spread over every class and the search picks the class as well.
+
+    gankit inpaint RUN --images FILE.npz|DIR|heldout --mask center|random|half|FILE --out DIR [--class K]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from gankit import checkpoint, viz
+from gankit.errors import UserError
+from gankit.latent import project_to_sphere, sample_z
+from gankit.metrics import classifier as clf
+
+MASKS = ("center", "random", "half")
+RANDOM_MISSING = 0.8   # the random mask removes 80 % of the pixels, as Yeh et al.'s
+
+
+def make_mask(kind: str, n: int, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    """Masks (n, 1, H, W) of 1 = known, 0 = missing. center: the centre square of half the side (14 x 14 of 28,
+    16 x 16 of 32); random: 80 % of the pixels missing, drawn per image by `seed`; half: the lower half missing."""
+    _, h, w = shape
+    m = torch.ones(n, 1, h, w)
+    if kind == "center":
+        m[:, :, h // 4: h // 4 + h // 2, w // 4: w // 4 + w // 2] = 0
+    elif kind == "half":
+        m[:, :, h // 2:, :] = 0
+    elif kind == "random":
+        gen = torch.Generator().manual_seed(seed)
+        m = (torch.rand(n, 1, h, w, generator=gen) >= RANDOM_MISSING).float()
+    else:
+        raise UserError(f"inpaint: unknown mask {kind!r}; use {', '.join(MASKS)} or a mask file")
+    return m
+
+
+def context_weights(mask: torch.Tensor, window: int) -> torch.Tensor:
+    """Yeh et al.'s W (N, 1, H, W): a known pixel counts by the share of missing pixels in the window around it; a
+    missing pixel not at all. window 0: every known pixel counts 1. Normalised to mean 1 over the known pixels, so
+    that prior_weight means the same whatever the mask."""
+    if window == 0:
+        w = mask.clone()
+    else:
+        missing = F.avg_pool2d(1 - mask, window, stride=1, padding=window // 2, count_include_pad=True)
+        w = mask * missing
+    known = mask.flatten(1).sum(1).clamp_min(1)
+    return w / (w.flatten(1).sum(1) / known).clamp_min(1e-8)[:, None, None, None]
+
+
+@dataclass
+class Search:
+    """How hard to look: candidate draws per image, restarts optimised, Adam steps and rate, the prior's weight."""
+    candidates: int = 64
+    restarts: int = 4
+    steps: int = 300
+    lr: float = 0.03
+    prior_weight: float = 0.003
+    window: int = 7
+    batch_size: int = 256      # images per batch of the search (each with `restarts` latents)
+
+
+def _losses(G, D, z, y, x, w, prior_weight):
+    """Per-latent (context, prior) losses, each (B,), of G(z, y) against images x with weights w."""
+    out = G(z, y)
+    context = (w * (out - x)).abs().flatten(1).sum(1) / w[0].numel()
+    prior = F.softplus(-D(out, y).float()) if (D is not None and prior_weight) else torch.zeros_like(context)
+    return context, prior, out
+
+
+def _keep_in_prior(z: torch.Tensor, prior: str) -> torch.Tensor:
+    if prior == "sphere":
+        return project_to_sphere(z)
+    if prior == "uniform":
+        return z.clamp(-1, 1)
+    return z
+
+
+def complete(G, D, x: torch.Tensor, mask: torch.Tensor, prior: str, search: Search = Search(),
+             labels: torch.Tensor | None = None, seed: int = 0, progress: bool = False):
+    """Fill the holes of x (N, C, H, W) in [-1, 1], where mask (N or 1, 1, H, W) is 0. Returns (completed (N, C, H,
+    W): the known pixels of x and G's pixels in the holes, fills (N, C, H, W): G(z) itself, found labels (N,) for a
+    conditional G or None). G and D are used in eval mode on their own device."""
+    device = next(G.parameters()).device
+    n = x.shape[0]
+    mask = mask.expand(n, -1, -1, -1)
+    c_dim = getattr(G, "c_dim", 0)
+    if labels is not None and not c_dim:
+        raise UserError("inpaint: --class needs a conditional run; this generator has no classes")
+    gen = torch.Generator().manual_seed(seed)
+    fills, found = [], []
+    chunks = list(range(0, n, search.batch_size))
+    for start in tqdm(chunks, desc="inpaint", unit="batch", disable=not progress):
+        sl = slice(start, start + search.batch_size)
+        xb, mb = x[sl].to(device), mask[sl].to(device)
+        wb = context_weights(mb, search.window)
+        b = xb.shape[0]
+        # ---- candidates: score many draws by the context loss alone, keep the best `restarts` per image ---------
+        k = search.candidates
+        z = sample_z(b * k, G.z_dim, prior, gen).to(device)                      # (b*k, z_dim)
+        y = None
+        if c_dim:
+            y = (labels[sl].repeat_interleave(k) if labels is not None
+                 else torch.arange(k).repeat(b) % c_dim).to(device)             # candidates spread over classes
+        with torch.no_grad():
+            ctx_loss = torch.cat([_losses(G, None, zc, yc, xb.repeat_interleave(k, 0)[i: i + len(zc)],
+                                          wb.repeat_interleave(k, 0)[i: i + len(zc)], 0)[0]
+                                  for i, zc, yc in _split(z, y, 4 * search.batch_size)])
+        r = min(search.restarts, k)
+        best = ctx_loss.view(b, k).topk(r, dim=1, largest=False).indices        # (b, r)
+        pick = (best + torch.arange(b, device=device)[:, None] * k).flatten()
+        z = z[pick].clone().requires_grad_(True)                                  # (b*r, z_dim)
+        y = None if y is None else y[pick]
+        xr, wr = xb.repeat_interleave(r, 0), wb.repeat_interleave(r, 0)
+        # ---- restarts: Adam on z, the context loss plus the prior loss ---------------------------------------------
+        opt = torch.optim.Adam([z], lr=search.lr)
+        for _ in range(search.steps):
+            context, prior_loss, _ = _losses(G, D, z, y, xr, wr, search.prior_weight)
+            opt.zero_grad(set_to_none=True)
+            (context + search.prior_weight * prior_loss).sum().backward()
+            opt.step()
+            with torch.no_grad():
+                z.copy_(_keep_in_prior(z, prior))
+        with torch.no_grad():
+            context, prior_loss, out = _losses(G, D, z, y, xr, wr, search.prior_weight)
+            total = (context + search.prior_weight * prior_loss).view(b, r)
+            winner = total.argmin(1) + torch.arange(b, device=device) * r       # (b,)
+            fills.append(out[winner].float().cpu())
+            if y is not None:
+                found.append(y[winner].cpu())
+    fill = torch.cat(fills)
+    completed = mask * x + (1 - mask) * fill
+    return completed, fill, (torch.cat(found) if found else None)
+
+
+def _split(z: torch.Tensor, y: torch.Tensor | None, size: int):
+    for i in range(0, z.shape[0], size):
+        yield i, z[i: i + size], (None if y is None else y[i: i + size])
+
+
+def psnr_on_hole(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR (N,) in dB over the missing pixels only, images in [-1, 1] read as [0, 1]."""
+    hole = (1 - mask).expand_as(a)
+    mse = (((a - b) / 2) ** 2 * hole).flatten(1).sum(1) / hole.flatten(1).sum(1).clamp_min(1)
+    return 10 * torch.log10(1 / mse.clamp_min(1e-10))
+
+
+def mean_fill(x: torch.Tensor, mask: torch.Tensor, mean_image: torch.Tensor) -> torch.Tensor:
+    """The hole filled with the training images' mean, pixel by pixel (mean_image (C, H, W))."""
+    return mask * x + (1 - mask) * mean_image
+
+
+def nearest_fill(x: torch.Tensor, mask: torch.Tensor, train: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """The hole filled from the training image closest to x on the known pixels (L2): a non-generative baseline."""
+    ref = train.flatten(1)                                                        # (R, D)
+    out = []
+    for xs, ms in zip(x.split(chunk), mask.expand(x.shape[0], *x.shape[1:]).split(chunk)):
+        m = ms.flatten(1)                                                         # (b, D)
+        # ||m*(x - r)||^2 = sum m x^2 - 2 (m x) . r + m . r^2, for every reference r at once
+        d = (m * xs.flatten(1) ** 2).sum(1, keepdim=True) - 2 * (m * xs.flatten(1)) @ ref.T + m @ (ref**2).T
+        out.append(ref[d.argmin(1)].view_as(xs))
+    near = torch.cat(out)
+    return mask * x + (1 - mask) * near
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# a run's generator and discriminator, masks from files, scores, the before/after sheet
+
+
+def load_models(source: str | Path, device: str = "cpu", step: int | None = None):
+    """(G, D, config) of a GAN run: G its averaged weights when kept, D for the prior loss (None when D judges packs
+    of samples, pack > 1, and cannot score one image)."""
+    from gankit.models import discriminator_from_spec
+
+    state = checkpoint.load(checkpoint.find(source, step))
+    cfg = state["config"]
+    if cfg.get("task", "gan") != "gan":
+        raise UserError(f"inpaint: {source} is a run of task {cfg['task']}; inpainting needs a GAN run (task gan)")
+    if cfg["data"] in ("ring", "grid"):
+        raise UserError("inpaint: needs an image model; this run generates 2-D points")
+    G = checkpoint.generator_from_state(state).to(device).eval().requires_grad_(False)
+    D = None
+    if cfg.get("pack", 1) == 1:
+        D = discriminator_from_spec(state["D_spec"])
+        D.load_state_dict(state["D"])
+        D = D.to(device).eval().requires_grad_(False)
+    return G, D, cfg
+
+
+def read_mask(source: str, n: int, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    """A mask kind (center, random, half) or a file: a PNG (black = missing) or .npy/.npz array (0 = missing), one
+    H x W mask for every image or one per image (N, H, W); resized to the images' size by nearest neighbour."""
+    if source in MASKS:
+        return make_mask(source, n, shape, seed)
+    path = Path(source)
+    if not path.is_file():
+        raise UserError(f"inpaint: --mask {source!r} is neither {', '.join(MASKS)} nor a file")
+    try:
+        if path.suffix in (".npy", ".npz"):
+            arr = np.load(path)
+            if isinstance(arr, np.lib.npyio.NpzFile):
+                arr = arr[arr.files[0]]
+            m = torch.from_numpy(np.asarray(arr, dtype=np.float32))
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                m = torch.from_numpy(np.asarray(im.convert("L"), dtype=np.float32) / 255.0)
+    except (OSError, ValueError) as e:
+        raise UserError(f"inpaint: cannot read the mask {path} ({e})".splitlines()[0]) from None
+    m = (m > 0.5).float()
+    m = m[None, None] if m.dim() == 2 else m[:, None] if m.dim() == 3 else None
+    if m is None or m.shape[0] not in (1, n):
+        raise UserError(f"inpaint: the mask {path} must be H x W or N x H x W with N = {n} images")
+    if m.min() == 1:
+        raise UserError(f"inpaint: the mask {path} has no missing (black, 0) pixels")
+    return F.interpolate(m, size=shape[1:], mode="nearest").expand(n, -1, -1, -1)
+
+
+def score(sets: dict[str, torch.Tensor], x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor | None,
+          classifier) -> dict[str, dict]:
+    """For each completed set (N, C, H, W): PSNR on the hole against the originals x, and the share the data set's
+    classifier assigns to the true labels y (when given). The originals get a row with their accuracy."""
+    rows = {}
+    for name, im in {**sets, "originals": x}.items():
+        rows[name] = {} if name == "originals" else {"psnr_hole": psnr_on_hole(im, x, mask).mean().item()}
+        if y is not None and classifier is not None:
+            rows[name]["class_acc"] = (clf.predict(classifier.model, im)[1].argmax(1) == y.cpu()).double().mean().item()
+    return rows
+
+
+def table(rows: dict[str, dict], title: str) -> str:
+    lines = [f"{title}\n", "| hole filled by | class accuracy | PSNR on the hole (dB) |", "|---|---|---|"]
+    for name, r in rows.items():
+        acc = f"{r['class_acc']:.2%}" if "class_acc" in r else ""
+        p = f"{r['psnr_hole']:.2f}" if "psnr_hole" in r else ""
+        lines.append(f"| {name} | {acc} | {p} |")
+    return "\n".join(lines) + "\n"
+
+
+def sheet(rows: dict[str, torch.Tensor], path: Path, n: int = 10) -> Path:
+    """One row per named set of images (the first n of each): before, G's fill, after, ..."""
+    return viz.save_rows([im[:n] for im in rows.values()], path, list(rows))
+
+
+def masked_input(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """What the search sees: the known pixels, the hole mid-grey (0 in [-1, 1])."""
+    return x * mask
+
+
+def inpaint(source: str | Path, images: str, mask: str, out: str | Path, cls: int | None = None,
+            search: Search = Search(), seed: int = 0, device: str = "cpu", step: int | None = None,
+            n: int | None = None, progress: bool = True) -> dict:
+    """Fill the holes of `images` (FILE.npz, DIR, or heldout: the run's held-out images) with the run's G and write
+    out/inpainted.npz, out/sheet.png and, when the images have labels, out/results.md and .json (class accuracy
+    and PSNR on the hole, beside the masked input, a mean fill and a nearest-neighbour fill). Returns the scores."""
+    import json
+
+    from gankit import config as config_mod
+    from gankit.apps.common import new_folder, read_images, save_npz
+    from gankit.train import load_data
+
+    G, D, saved = load_models(source, device, step)
+    cfg = config_mod.load(None, saved)
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        new_folder(out, "inpaint")  # refuses before any work is done
+    if images == "heldout":
+        held = load_data(cfg, "held_out")
+        x, y = held.floats(), held.y.cpu() if held.y is not None else None
+    else:
+        x, y = read_images(images, cfg.channels, cfg.img_size)
+    if n is not None:
+        x, y = x[:n], (None if y is None else y[:n])
+    m = read_mask(mask, len(x), tuple(x.shape[1:]), seed)
+    labels = None
+    if cls is not None:
+        if not G.c_dim or not 0 <= cls < G.c_dim:
+            raise UserError(f"inpaint: --class {cls} needs a conditional run with classes 0..{G.c_dim - 1}"
+                            if G.c_dim else "inpaint: --class needs a conditional run; this one has no classes")
+        labels = torch.full((len(x),), cls, dtype=torch.long)
+    completed, fill, found = complete(G, D, masked_input(x, m), m, cfg.prior, search, labels, seed, progress)
+    out = new_folder(out, "inpaint")
+    save_npz(out / "inpainted.npz", completed, fills=viz.to_uint8(fill), masks=m[:, 0].bool().numpy(),
+             labels=y, classes_found=found)
+    shown = {"original": x, "masked": masked_input(x, m), "G(z)": fill, "completed": completed}
+    result = {"n": len(x), "mask": mask, "search": search.__dict__, "files": [str(out / "inpainted.npz")]}
+    if y is not None:
+        try:
+            train = load_data(cfg)
+            full = load_data(dataclass_replace(cfg, holdout=0))
+            classifier = clf.real_classifier(full) if full.num_classes >= 2 else None
+        except UserError as e:
+            print(f"gankit: the run's data set is not at hand, so the completions are not scored ({e})")
+        else:
+            train_x = train.floats()
+            baselines = {"masked input": masked_input(x, m), "mean fill": mean_fill(x, m, train_x.mean(0)),
+                         "nearest training image": nearest_fill(x, m, train_x), "G (gankit inpaint)": completed}
+            result["rows"] = score(baselines, x, m, y, classifier)
+            result["classifier_acc"] = classifier.accuracy if classifier is not None else None
+            shown = {"original": x, "masked": baselines["masked input"], "mean fill": baselines["mean fill"],
+                     "nearest": baselines["nearest training image"], "G(z)": fill, "completed": completed}
+            title = f"{len(x)} images, mask {mask}" + (f", class {cls}" if cls is not None else "")
+            (out / "results.md").write_text(table(result["rows"], title))
+            (out / "results.json").write_text(json.dumps(result, indent=1))
+            result["files"] += [str(out / "results.md"), str(out / "results.json")]
+    sheet(shown, out / "sheet.png")
+    result["files"].append(str(out / "sheet.png"))
+    return result
+
+
+def dataclass_replace(cfg, **changes):
+    import dataclasses
+
+    return dataclasses.replace(cfg, **changes)

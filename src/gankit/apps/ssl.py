@@ -1,0 +1,307 @@
+"""Missing labels: the semi-supervised GAN (Salimans et al. 2016, section 5). The product is D, a classifier.
+
+A few labelled examples (labels_per_class of each class, chosen by the seed) and all the other training examples,
+unlabelled, train D as a (K+1)-way classifier: K real classes plus "generated". Per step:
+  (1) D's update: cross-entropy on a labelled batch, plus real-vs-generated on an unlabelled and a generated batch
+      (gankit.losses.ssl_d_loss), the real images randomly rotated, scaled and shifted (`distort`);
+  (2) G's update by feature matching: the mean of D's last hidden features on G's batch matches that on the
+      unlabelled batch (gankit.losses.feature_matching);
+  (3) D's weights averaged (ema_decay): the averaged D is the classifier that is scored and kept.
+Every eval_every steps and at the end the classifier's error on the held-out examples (holdout) is recorded; at the
+end a plain supervised CNN trained on the same labelled examples is scored beside it (results.json).
+
+    gankit train --config mnist-ssl --data_dir DIR --labels_per_class 10
+    clf = gankit.apps.ssl.load_classifier("runs/ssl-mnist"); labels = clf(x).argmax(1)   # x (N, 1, 28, 28) in [-1, 1]
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gankit import checkpoint, losses, run
+from gankit.apps.common import AppState, Watch, single_device
+from gankit.config import Config
+from gankit.errors import ConfigError, UserError
+from gankit.latent import sample_z
+from gankit.metrics import classifier as clf
+from gankit.models import ssl as ssl_models
+from gankit.sample import Sampler
+from gankit.step import Step, Tally, ema_update, lr_scale, make_optimizers
+
+log = logging.getLogger("gankit")
+
+# Random affine distortions of the real images D sees, labelled and unlabelled: the digits stay digits, and 100
+# labels count for many more (Simard et al. 2003 on MNIST). Rotation in degrees, scale factor, shift in pixels.
+ROTATE, SCALE, SHIFT_PX = 10.0, 0.1, 2.0
+INIT_BATCH = 500      # examples for D's data-dependent initialisation, as improved-gan
+
+
+def labelled_indices(y: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
+    """Indices of per_class examples of every class (0 = all examples), chosen by a seeded permutation."""
+    if per_class == 0:
+        return torch.arange(len(y))
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    y = y.cpu()
+    picked = []
+    for k in range(int(y.max()) + 1):
+        of_k = perm[y[perm] == k][:per_class]
+        if len(of_k) < per_class:
+            raise ConfigError("labels_per_class", f"class {k} has only {len(of_k)} training examples")
+        picked.append(of_k)
+    return torch.cat(picked)
+
+
+def distort(x: torch.Tensor, rotate: float = ROTATE, scale: float = SCALE, shift_px: float = SHIFT_PX):
+    """Each image (B, C, H, W) in [-1, 1] rotated by up to `rotate` degrees, scaled by up to 1 +- `scale` and shifted
+    by up to `shift_px` pixels, drawn per image from the global RNG (which checkpoints save); the background (-1)
+    fills what comes in from outside."""
+    b, h = x.shape[0], x.shape[-1]
+    u = torch.rand(b, 4, device=x.device) * 2 - 1                                  # (B, 4) in [-1, 1]
+    angle, zoom = u[:, 0] * math.radians(rotate), 1 + u[:, 1] * scale
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * 2 * shift_px / h], 1),
+                         torch.stack([sin, cos, u[:, 3] * 2 * shift_px / h], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+
+
+class SSLTally(Tally):
+    KEYS = ("loss_lab", "loss_unl", "loss_g", "acc_lab", "D(x)", "D(G(z))")
+
+
+class SSLStep(Step):
+    """`step(batch, k)`: one update of D, one of G, and D's average; batch() returns (x_lab, y_lab, x_unl)."""
+
+    def __init__(self, cfg: Config, G: nn.Module, D: nn.Module, D_ema: nn.Module | None, opt_g, opt_d, device):
+        super().__init__(cfg, G, D, None, opt_g, opt_d, device)
+        self.D_ema = D_ema
+        self.tally = SSLTally(device)
+
+    def __call__(self, batch, step: int) -> None:
+        cfg, G, D = self.cfg, self.G_fwd, self.D_fwd
+        for opt, lr in ((self.opt_g, cfg.g_lr), (self.opt_d, cfg.d_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr * lr_scale(cfg, step)
+        x_lab, y_lab, x_unl = batch()
+        z = sample_z(cfg.batch_size, cfg.z_dim, cfg.prior, device=self.device)
+
+        # ---- (1) D: labelled, unlabelled and generated batches, each through D on its own ------------------------
+        with self.autocast():
+            fake = G(z)                                                  # (B, C, H, W), its graph kept for (2)
+            l_lab = D(distort(x_lab)).float()                    # (B, K)
+            l_unl, phi_real = D(distort(x_unl), with_features=True)
+            l_fake = D(fake.detach()).float()
+            supervised, unsupervised = losses.ssl_d_loss(l_lab, y_lab, l_unl.float(), l_fake)
+            entropy = losses.prediction_entropy(l_unl.float()) if cfg.ssl_entropy else torch.zeros((), device=self.device)
+        self.update(self.opt_d, self.D, supervised + cfg.unlabeled_weight * unsupervised + cfg.ssl_entropy * entropy)
+
+        # ---- (2) G: feature matching through D, whose weights stay out of G's update --------------------------------
+        trainable = [p for p in self.D.parameters() if p.requires_grad]  # D's fixed scales stay fixed
+        for p in trainable:
+            p.requires_grad_(False)
+        with self.autocast():
+            _, phi_fake = D(fake, with_features=True)
+            loss_g = losses.feature_matching(phi_real.float(), phi_fake.float())
+        self.update(self.opt_g, self.G, loss_g)
+        for p in trainable:
+            p.requires_grad_(True)
+
+        # ---- (3) the averaged classifier --------------------------------------------------------------------------
+        if self.D_ema is not None:
+            ema_update(self.D_ema, self.D, cfg.ema_decay)
+        acc = (l_lab.argmax(1) == y_lab).float().mean()
+        self.tally.add(supervised, unsupervised, loss_g, acc, torch.sigmoid(torch.logsumexp(l_unl.float(), 1)).mean(),
+                       torch.sigmoid(torch.logsumexp(l_fake, 1)).mean())
+
+
+def build_models(cfg: Config, shape: tuple[int, ...], num_classes: int):
+    G = ssl_models.Generator(cfg.z_dim, shape, cfg.g_width, cfg.g_layers)
+    D = ssl_models.Discriminator(shape, num_classes, cfg.d_width, cfg.d_layers)
+    return G, D
+
+
+@torch.no_grad()
+def predict(D: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Class logits (N, K) on the CPU of images x (N, C, H, W) in [-1, 1], with D in eval mode (no noise)."""
+    was_training = D.training
+    D.eval()
+    device = next(D.parameters()).device
+    try:
+        return torch.cat([D(chunk.to(device)).float().cpu() for chunk in x.split(batch_size)])
+    finally:
+        D.train(was_training)
+
+
+def error(D: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return (predict(D, x).argmax(1) != y.cpu()).double().mean().item()
+
+
+def supervised_baseline(x: torch.Tensor, y: torch.Tensor, num_classes: int, held_x, held_y, seed: int) -> dict:
+    """The data set classifier's recipe (a small CNN, random shifts; metrics/classifier.py) trained on the labelled
+    examples alone: what the labels give without the unlabelled data and the GAN."""
+    t0 = time.perf_counter()
+    model = clf.fit(x, y, num_classes, seed=seed)
+    return {"baseline_error": 1 - clf.accuracy(model, held_x, held_y),
+            "baseline_seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _resolve(cfg: Config, data) -> None:
+    if data.y is None or data.num_classes < 2:
+        raise ConfigError("data", f"task ssl needs a data set with class labels; {cfg.data} has none")
+    if data.is_points:
+        raise ConfigError("data", "task ssl works on images")
+    if not cfg.holdout:
+        raise ConfigError("holdout", "task ssl scores its classifier on held-out examples: pass --holdout N")
+
+
+def train(cfg: Config, resume: Path | None = None, progress: bool = True, force: bool = False) -> Path:
+    """Train the semi-supervised GAN as `cfg` says; returns the run folder (results.json holds the errors)."""
+    from gankit.train import Batches, load_data, seed_everything
+
+    # ---- set-up: data (labelled, unlabelled, held out), models, optimizers, the state a checkpoint holds ---------
+    device = single_device(cfg)
+    t_begin, cpu_begin = time.perf_counter(), time.process_time()
+    data, held = load_data(cfg), load_data(cfg, "held_out")
+    _resolve(cfg, data)
+    if cfg.channels == 0:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, channels=data.shape[0])
+    lab_idx = labelled_indices(data.y, cfg.labels_per_class, cfg.seed)
+    data.to(device)
+    seed_everything(cfg.seed)
+    G, D = build_models(cfg, data.shape, data.num_classes)
+    init_idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed))[:INIT_BATCH]
+    D.init_from_batch(data.batch(init_idx.to(device)).cpu())
+    G.to(device), D.to(device)
+    D_ema = copy.deepcopy(D).eval().requires_grad_(False) if cfg.ema_decay else None
+    opt_g, opt_d = make_optimizers(cfg, G, D)
+    state = AppState(G, D, None, opt_g, opt_d, cfg.to_dict(), list(data.class_names), D_ema=D_ema)
+    if resume:
+        state.restore(checkpoint.load(checkpoint.find(resume), map_location=device))
+        if state.step >= cfg.steps:
+            raise ConfigError("steps", f"the run is already at step {state.step}; pass a larger --steps to continue it")
+    step = SSLStep(cfg, G, D, D_ema, opt_g, opt_d, device)
+    from gankit import distributed
+
+    ctx = distributed.Context()
+    lab_batches = Batches(len(lab_idx), min(cfg.batch_size, len(lab_idx)), cfg.seed + 1, ctx, device)
+    unl_batches = Batches(len(data), cfg.batch_size, cfg.seed, ctx, device)
+    lab_idx = lab_idx.to(device)
+    n_lab = cfg.batch_size  # labelled batches repeat the labelled set (as improved-gan tiles it)
+
+    def batch():
+        k = state.batches
+        state.batches += 1
+        idx = lab_idx[lab_batches(k)]
+        idx = idx.repeat((n_lab + len(idx) - 1) // len(idx))[:n_lab]
+        return data.batch(idx), data.y[idx], data.batch(unl_batches(k))
+
+    held_x, held_y = held.floats(), held.y.cpu()
+    classifier = D_ema if D_ema is not None else D
+    sampler = Sampler(G, cfg.prior, data.class_names, {"config": cfg.to_dict()})
+    fixed_z = sample_z(cfg.grid_n, cfg.z_dim, cfg.prior, torch.Generator().manual_seed(cfg.seed)).to(device)
+
+    # ---- the loop, and the watching -----------------------------------------------------------------------------
+    watch = Watch(cfg, state, resume, progress, force)
+    last = {}
+    while state.step < cfg.steps:
+        step(batch, state.step)
+        state.step += 1
+        state.nimg += cfg.batch_size
+        if watch.bar is not None:
+            watch.bar.update(1)
+        due_log, due_eval = watch.due(state.step, cfg.log_every), watch.due(state.step, cfg.eval_every)
+        due_pictures, due_ckpt = watch.due(state.step, cfg.sample_every), watch.due(state.step, cfg.ckpt_every)
+        if not (due_log or due_eval or due_pictures or due_ckpt):
+            continue
+        if step.tally.nonfinite_updates():
+            raise UserError(f"training diverged before step {state.step}: non-finite losses or gradients; the last "
+                            f"checkpoint is in {watch.dir / 'checkpoints'}; try lower g_lr/d_lr")
+        if due_log:
+            last = step.tally.read()
+            watch.record(last)
+        if due_eval:
+            last["eval/held_out_error"] = error(classifier, held_x, held_y)
+            watch.record({"eval/held_out_error": last["eval/held_out_error"]})
+        if watch.bar is not None and last:
+            watch.bar.set_postfix_str(f"loss_lab {last['loss_lab']:.3f} loss_unl {last['loss_unl']:.3f} "
+                                      f"loss_g {last['loss_g']:.3f}" + (
+                f" held-out error {last['eval/held_out_error']:.2%}" if "eval/held_out_error" in last else ""))
+        if due_pictures:
+            x = run.render_samples(sampler, fixed_z, None)
+            watch.writer.submit(run.save_pictures, x, data, watch.dir, state.step, cfg)
+        if due_ckpt:
+            watch.checkpoint()
+    watch.close()
+
+    # ---- the result: the classifier's held-out error beside a supervised CNN on the same labels ----------------
+    results = {"held_out_error": error(classifier, held_x, held_y), "held_out_error_last_D": error(D, held_x, held_y),
+               "labelled": len(lab_idx), "unlabelled": len(data) - len(lab_idx), "held_out": len(held),
+               "steps": state.step, "train_seconds": round(time.perf_counter() - t_begin, 1),
+               "train_cpu_seconds": round(time.process_time() - cpu_begin, 1)}
+    results.update(supervised_baseline(data.floats()[lab_idx.cpu()], data.y[lab_idx].cpu(), data.num_classes,
+                                       held_x, held_y, cfg.seed))
+    (watch.dir / "results.json").write_text(json.dumps(results, indent=1))
+    print_results(watch.dir, results)
+    return watch.dir
+
+
+def print_results(run_dir: Path, r: dict) -> None:
+    print(f"run:         {run_dir}\n"
+          f"classifier:  held-out error {r['held_out_error']:.2%} on {r['held_out']} images, from {r['labelled']} "
+          f"labels and {r['unlabelled']} unlabelled images ({r['train_seconds']:.0f} s; "
+          f"{r['train_cpu_seconds']:.0f} s of CPU)\n"
+          f"baseline:    a supervised CNN on the same {r['labelled']} labels: {r['baseline_error']:.2%}\n"
+          f"results:     {run_dir / 'results.json'}\n"
+          f"checkpoint:  {run_dir / 'checkpoints' / checkpoint.LATEST}")
+
+
+def load_classifier(source: str | Path, device: str = "cpu", step: int | None = None, ema: bool = True) -> nn.Module:
+    """The classifier of an ssl run (its averaged D when it kept one): model(x) -> logits (N, K), x in [-1, 1]."""
+    from gankit.models import discriminator_from_spec
+
+    state = checkpoint.load(checkpoint.find(source, step))
+    if state["config"].get("task") != "ssl":
+        raise UserError(f"classify: {source} is not a run of task ssl")
+    D = discriminator_from_spec(state["D_spec"])
+    D.load_state_dict(state["D_ema"] if ema and state.get("D_ema") is not None else state["D"])
+    return D.to(device).eval().requires_grad_(False)
+
+
+def classify(source: str | Path, images: str, out: str | Path | None = None, step: int | None = None) -> str:
+    """`gankit classify`: the ssl classifier's labels for FILE.npz, DIR or heldout; with labels, its error too.
+    Writes index,class,probability rows to out (a new CSV file) when given; returns a one-paragraph summary."""
+    from gankit import config as config_mod
+    from gankit.apps.common import read_images
+    from gankit.train import load_data
+
+    model = load_classifier(source, step=step)
+    state_cfg = checkpoint.load(checkpoint.find(source, step))["config"]
+    cfg = config_mod.load(None, state_cfg)
+    if out is not None and Path(out).exists():
+        raise UserError(f"classify: {out} exists; choose another file name (nothing is overwritten)")
+    if images == "heldout":
+        held = load_data(cfg, "held_out")
+        x, y = held.floats(), held.y.cpu()
+    else:
+        x, y = read_images(images, cfg.channels, cfg.img_size)
+    p = torch.softmax(predict(model, x), 1)
+    prob, cls = p.max(1)
+    if out is not None:
+        rows = "\n".join(f"{i},{int(c)},{float(q):.4f}" for i, (c, q) in enumerate(zip(cls, prob)))
+        Path(out).write_text("index,class,probability\n" + rows + "\n")
+    counts = torch.bincount(cls, minlength=model.num_classes).tolist()
+    text = f"{len(x)} images; predicted classes: " + ", ".join(f"{k}: {c}" for k, c in enumerate(counts))
+    if y is not None:
+        text += f"\nerror against their labels: {(cls != y).double().mean().item():.2%}"
+    return text + (f"\n{out}" if out is not None else "")

@@ -1,0 +1,138 @@
+"""The semi-supervised GAN (task ssl): its losses, its D, the labelled split, training, resume and `gankit classify`."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gankit import data as datasets, losses
+from gankit.apps import ssl
+from gankit.errors import ConfigError, UserError
+from gankit.metrics.classifier import split_indices
+from gankit.models import ssl as ssl_models
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# A tiny semi-supervised GAN on the 8x8 digits: 5 labels per class, 100 images held out.
+SSL = ["--task", "ssl", "--model", "mlp", "--data", "digits", "--img_size", "8", "--holdout", "100",
+       "--labels_per_class", "5", "--z_dim", "8", "--g_width", "16", "--g_layers", "1", "--d_width", "32",
+       "--d_layers", "3", "--batch_size", "32", "--ema_decay", "0.9", "--log_every", "5", "--eval_every", "10",
+       "--sample_every", "10", "--ckpt_every", "0", "--precision", "fp32", "--no-progress"]
+
+
+def test_ssl_losses_by_hand():
+    # K = 4 classes, all logits 0: Z = 4, p(real) = 4/5; the supervised loss is log 4.
+    zeros = torch.zeros(3, 4)
+    sup, unsup = losses.ssl_d_loss(zeros, torch.tensor([0, 1, 2]), zeros, zeros)
+    assert sup.item() == pytest.approx(math.log(4))
+    assert unsup.item() == pytest.approx(0.5 * (-math.log(4 / 5) - math.log(1 / 5)))
+    # A confident, right D: large logit on the true class of real data, very negative logits for fakes.
+    big = torch.tensor([[20.0, 0, 0, 0]])
+    sup, unsup = losses.ssl_d_loss(big, torch.tensor([0]), big, torch.full((1, 4), -20.0))
+    assert sup.item() < 1e-6 and unsup.item() < 1e-6
+    assert losses.prediction_entropy(zeros).item() == pytest.approx(math.log(4))
+    assert losses.prediction_entropy(big).item() < 1e-6
+
+
+def test_d_init_noise_and_fixed_scales():
+    D = ssl_models.Discriminator((1, 8, 8), num_classes=10, width=32, layers=3)
+    assert ssl_models.d_widths(1000, 5) == [1000, 500, 250, 250, 250]
+    x = torch.rand(200, 1, 8, 8) * 2 - 1
+    D.init_from_batch(x)
+    a = D.hidden[0]((x.flatten(1) + 1) / 2)                      # first layer's pre-activations
+    assert a.mean(0).abs().max() < 1e-4 and (a.std(0) - 1).abs().max() < 1e-3
+    scales = [layer.parametrizations.weight.original0 for layer in D.hidden]
+    assert all(not s.requires_grad for s in scales)
+    assert D.out.parametrizations.weight.original0.requires_grad
+    D.eval()
+    assert torch.equal(D(x[:4]), D(x[:4]))                      # no noise when judging
+    D.train()
+    assert not torch.equal(D(x[:4]), D(x[:4]))                  # Gaussian noise while training
+    logits, phi = D(x[:4], with_features=True)
+    assert logits.shape == (4, 10) and phi.shape == (4, 8)
+
+
+def test_labelled_indices_per_class_and_seeded():
+    y = torch.arange(10).repeat(30)
+    a, b, c = (ssl.labelled_indices(y, 3, s) for s in (0, 0, 1))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.bincount(y[a]).tolist() == [3] * 10
+    with pytest.raises(ConfigError, match="labels_per_class"):
+        ssl.labelled_indices(y, 31, 0)
+
+
+def test_holdout_is_the_start_of_the_classifier_held_out_part():
+    train, held = datasets.holdout_indices(1000, 50)
+    _, clf_held = split_indices(1000)
+    assert torch.equal(held, clf_held[:50])
+    assert len(train) == 950 and not set(train.tolist()) & set(held.tolist())
+    with pytest.raises(UserError, match="holdout"):
+        datasets.holdout_indices(1000, 201)
+
+
+def test_config_checks_the_task(cli):
+    code, _, err = cli("train", "--task", "ssl", "--model", "mlp", "--dry-run")
+    assert code == 2 and "holdout" in err
+    code, _, err = cli("train", "--task", "ssl", "--holdout", "10", "--dry-run")
+    assert code == 2 and "model" in err and "mlp" in err
+    code, _, err = cli("train", *SSL[:-1], "--eval_metrics", "fid", "--dry-run")
+    assert code == 2 and "eval_metrics" in err
+
+
+def test_train_classify_and_resume(tmp_path, cli):
+    code, out, err = cli("train", *SSL, "--steps", "20", "--out", tmp_path, "--name", "full")
+    assert code == 0, err
+    run = tmp_path / "full"
+    r = json.loads((run / "results.json").read_text())
+    assert r["labelled"] == 50 and r["unlabelled"] == 1797 - 100 - 50 and r["held_out"] == 100
+    assert 0 <= r["held_out_error"] <= 1 and 0 <= r["baseline_error"] <= 1
+    assert "held-out error" in out and (run / "samples" / "step-0000020.png").is_file()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["eval/held_out_error"] for row in rows if "eval/held_out_error" in row][-1] == r["held_out_error"]
+
+    # the classifier, from Python and from the CLI, agrees with the run's own score
+    model = ssl.load_classifier(run)
+    held = datasets.load("digits", img_size=8).subset(datasets.holdout_indices(1797, 100)[1])
+    assert ssl.error(model, held.floats(), held.y) == pytest.approx(r["held_out_error"])
+    code, out, err = cli("classify", run, "--images", "heldout", "--out", tmp_path / "labels.csv")
+    assert code == 0, err
+    assert f"{r['held_out_error']:.2%}" in out
+    assert len((tmp_path / "labels.csv").read_text().splitlines()) == 101
+    assert cli("classify", run, "--images", "heldout", "--out", tmp_path / "labels.csv")[0] == 2  # not overwritten
+
+    # resume: 10 steps, then 10 more, equals 20 at once (D, its average, G and the optimizers)
+    assert cli("train", *SSL, "--steps", "10", "--ckpt_every", "10", "--out", tmp_path, "--name", "half")[0] == 0
+    code, _, err = cli("train", "--resume", tmp_path / "half", "--steps", "20", "--no-progress")
+    assert code == 0, err
+    a = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
+    b = torch.load(tmp_path / "half" / "checkpoints" / "latest.pt", weights_only=True)
+    for part in ("G", "D", "D_ema"):
+        for name in a[part]:
+            assert torch.equal(a[part][name], b[part][name]), f"{part}.{name} differs after resume"
+
+
+def test_unlabeled_weight_zero_leaves_g_out_of_d(tmp_path):
+    """With unlabeled_weight 0, D's update depends on the labelled batch alone: two different G give the same D."""
+    from gankit import config
+    from gankit.step import make_optimizers
+
+    cfg = config.load(None, dict(zip([a.lstrip("-") for a in SSL[:-1:2]], SSL[1:-1:2]), unlabeled_weight=0))
+    torch.manual_seed(0)
+    x = torch.rand(32, 1, 8, 8) * 2 - 1
+    y = torch.randint(10, (32,))
+    outs = []
+    for g_seed in (1, 2):
+        torch.manual_seed(0)
+        G, D = ssl.build_models(cfg, (1, 8, 8), 10)
+        D.init_from_batch(x)
+        torch.manual_seed(g_seed)
+        G = ssl_models.Generator(8, (1, 8, 8), 16, 1)
+        opt_g, opt_d = make_optimizers(cfg, G, D)
+        step = ssl.SSLStep(cfg, G, D, None, opt_g, opt_d, torch.device("cpu"))
+        torch.manual_seed(3)
+        step(lambda: (x, y, x), 0)
+        outs.append(D.out.bias.detach().clone())
+    assert torch.equal(outs[0], outs[1])
+    assert not torch.equal(outs[0], torch.zeros_like(outs[0]))
