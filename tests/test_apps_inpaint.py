@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from conftest import TINY
+import gankit
 from gankit.apps import inpaint
 from gankit.errors import UserError
 
@@ -98,6 +99,10 @@ def test_inpaint_cli_on_held_out_images(tmp_path, cli):
     with np.load(tmp_path / "ip" / "inpainted.npz") as f:
         assert f["images"].shape == (20, 16, 16, 1) and f["masks"].shape == (20, 16, 16)
     assert cli("inpaint", tmp_path / "g", "--images", "heldout", "--out", tmp_path / "ip", *args)[0] == 2
+    # from Python: the same search, the same scores
+    again = gankit.inpaint(tmp_path / "g", "heldout", "center", tmp_path / "ip-py", n=20, candidates=4, restarts=2,
+                           steps=5)
+    assert again["rows"]["G (gankit inpaint)"]["class_acc"] == r["rows"]["G (gankit inpaint)"]["class_acc"]
 
     # user images from a file, no labels: completed, not scored
     np.savez(tmp_path / "x.npz", images=(np.random.default_rng(0).random((3, 16, 16, 1)) * 255).astype(np.uint8))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import gankit
 from gankit.apps import sr
 from gankit.models import sr as sr_models
 
@@ -56,6 +57,9 @@ def test_train_upscale_and_resume(tmp_path, cli):
     assert code == 0, err
     again = json.loads((tmp_path / "up" / "results.json").read_text())
     assert again["rows"]["G"]["psnr"] == pytest.approx(r["rows"]["G"]["psnr"])
+    files = gankit.upscale(run, "heldout", tmp_path / "up-py")                                   # from Python
+    assert json.loads((tmp_path / "up-py" / "results.json").read_text())["rows"] == again["rows"]
+    assert str(tmp_path / "up-py" / "upscaled.npz") in files
     small = (np.random.default_rng(0).random((5, 4, 4, 1)) * 255).astype(np.uint8)
     np.savez(tmp_path / "small.npz", images=small)
     code, out, err = cli("upscale", run, "--images", tmp_path / "small.npz", "--out", tmp_path / "up2")

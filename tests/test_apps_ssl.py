@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import gankit
 from gankit import data as datasets, losses
 from gankit.apps import ssl
 from gankit.errors import ConfigError, UserError
@@ -99,6 +100,7 @@ def test_train_classify_and_resume(tmp_path, cli):
     code, out, err = cli("classify", run, "--images", "heldout", "--out", tmp_path / "labels.csv")
     assert code == 0, err
     assert f"{r['held_out_error']:.2%}" in out
+    assert f"{r['held_out_error']:.2%}" in gankit.classify(run, "heldout")                    # from Python
     assert len((tmp_path / "labels.csv").read_text().splitlines()) == 101
     assert cli("classify", run, "--images", "heldout", "--out", tmp_path / "labels.csv")[0] == 2  # not overwritten
 

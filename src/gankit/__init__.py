@@ -1,6 +1,7 @@
 """gankit: train, sample, evaluate and explore generative adversarial networks.
 
-From Python: gankit.load_config, gankit.train, gankit.load, gankit.evaluate and gankit.Config (see gankit/api.py).
+From Python: gankit.load_config, gankit.train, gankit.load, gankit.evaluate, gankit.Config and the applications
+gankit.inpaint, gankit.upscale and gankit.classify (see gankit/api.py).
 Importing gankit loads neither torch nor the models; each function imports what it needs when called.
 """
 
@@ -8,7 +9,7 @@ import sys
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "load_config", "train", "load", "evaluate", "__version__"]
+__all__ = ["Config", "load_config", "train", "load", "evaluate", "inpaint", "upscale", "classify", "__version__"]
 
 
 def __getattr__(name):  # PEP 562: the API on first use, so that `gankit --version` and `import gankit` stay light
@@ -20,7 +21,7 @@ def __getattr__(name):  # PEP 562: the API on first use, so that `gankit --versi
         import gankit.train
 
         return sys.modules["gankit.train"]
-    if name in ("load_config", "load", "evaluate"):
+    if name in ("load_config", "load", "evaluate", "inpaint", "upscale", "classify"):
         from gankit import api
 
         return getattr(api, name)

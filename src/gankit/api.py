@@ -89,3 +89,46 @@ def evaluate(run: str | Path, metrics: list[str] | str | None = None, *, n: int 
                                                      force=force, show=show)
     record_evaluation(run_dir, record)
     return {**record, "json": str(json_path), "markdown": str(md_path), "table": table}
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# the applications (gankit/apps/): a run in, images or labels out, as `gankit inpaint | upscale | classify`
+
+
+def inpaint(run: str | Path, images: str | Path, mask: str = "center", out: str | Path = "inpainted", *,
+            cls: int | None = None, n: int | None = None, runs: str | Path = "runs", device: str = "cpu",
+            seed: int = 0, **search) -> dict:
+    """Fill the holes of `images` (FILE.npz, a folder, or "heldout": the images the run held out of training) from
+    the G(z) whose known pixels match, with the run's G and D (Yeh et al. 2017). mask: center, random, half, or a
+    file. `search` sets gankit.apps.inpaint.Search's fields (candidates, restarts, steps, prior_weight, window).
+    Writes out/inpainted.npz and out/sheet.png (and results.json when the images have labels); returns the scores
+    (class accuracy, PSNR on the hole, beside a mean fill and a nearest-neighbour fill)."""
+    from gankit.apps.inpaint import Search, inpaint as _inpaint
+    from gankit.run import find_run
+
+    _log_to_stderr()
+    return _inpaint(find_run(run, runs), str(images), mask, out, cls=cls, search=Search(**search), seed=seed,
+                    device=device, n=n, progress=False)
+
+
+def upscale(run: str | Path, images: str | Path, out: str | Path = "upscaled", *, from_high_res: bool = False,
+            runs: str | Path = "runs", device: str = "cpu") -> list[str]:
+    """Upscale `images` (FILE.npz, a folder, or "heldout") with a `task: sr` run's G into the new folder `out`;
+    originals (heldout, or from_high_res=True) are downscaled first and scored against bicubic. Returns the files
+    written."""
+    from gankit.apps.sr import upscale_images
+    from gankit.run import find_run
+
+    _log_to_stderr()
+    return upscale_images(find_run(run, runs), str(images), out, from_high_res=from_high_res, device=device)
+
+
+def classify(run: str | Path, images: str | Path, out: str | Path | None = None, *,
+             runs: str | Path = "runs") -> str:
+    """Label `images` (FILE.npz, a folder, or "heldout") with a `task: ssl` run's classifier; with labels, its
+    error too. Writes index,class,probability rows to `out` (a new CSV file) when given; returns a summary."""
+    from gankit.apps.ssl import classify as _classify
+    from gankit.run import find_run
+
+    _log_to_stderr()
+    return _classify(find_run(run, runs), str(images), out)
