@@ -480,6 +480,9 @@ def _add_inpaint(sub) -> None:
     p.add_argument("--steps", type=int, default=d.steps, help=f"Adam steps per restart [{d.steps}]")
     p.add_argument("--prior-weight", type=float, default=d.prior_weight,
                    help=f"weight of the prior loss through D, lambda [{d.prior_weight}]")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=d.precision,
+                   help="the search's arithmetic, as training's field: auto = bf16 where the hardware runs it fast "
+                        f"[{d.precision}]")
     p.add_argument("--window", type=int, default=d.window,
                    help=f"context weights: neighbourhood size; 0 = every known pixel alike [{d.window}]")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent draws and of random masks [0]")
@@ -493,7 +496,8 @@ def cmd_inpaint(args) -> int:
 
     if args.steps < 0 or args.window < 0 or args.prior_weight < 0:
         raise UserError("inpaint: --steps, --window and --prior-weight must be >= 0")
-    search = Search(args.candidates, args.restarts, args.steps, prior_weight=args.prior_weight, window=args.window)
+    search = Search(args.candidates, args.restarts, args.steps, prior_weight=args.prior_weight, window=args.window,
+                    precision=args.precision)
     result = inpaint(args.source, args.images, args.mask, args.out, args.cls, search, args.seed, args.device,
                      args.checkpoint, n=args.n)
     if "rows" in result:

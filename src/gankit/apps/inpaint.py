@@ -73,11 +73,12 @@ class Search:
     prior_weight: float = 0.003
     window: int = 7
     batch_size: int = 256      # images per batch of the search (each with `restarts` latents)
+    precision: str = "auto"    # as training's field: bf16 autocast where the hardware runs it fast, else fp32
 
 
 def _losses(G, D, z, y, x, w, prior_weight):
     """Per-latent (context, prior) losses, each (B,), of G(z, y) against images x with weights w."""
-    out = G(z, y)
+    out = G(z, y).float()
     context = (w * (out - x)).abs().flatten(1).sum(1) / w[0].numel()
     prior = F.softplus(-D(out, y).float()) if (D is not None and prior_weight) else torch.zeros_like(context)
     return context, prior, out
@@ -103,6 +104,14 @@ def complete(G, D, x: torch.Tensor, mask: torch.Tensor, prior: str, search: Sear
     if labels is not None and not c_dim:
         raise UserError("inpaint: --class needs a conditional run; this generator has no classes")
     gen = torch.Generator().manual_seed(seed)
+    from gankit.step import autocast_dtype
+
+    dtype = autocast_dtype(search.precision, device)
+
+    def losses(*args):  # G and D under the training's precision policy; the losses themselves in fp32
+        with torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None):
+            return _losses(*args)
+
     fills, found = [], []
     chunks = list(range(0, n, search.batch_size))
     for start in tqdm(chunks, desc="inpaint", unit="batch", disable=not progress):
@@ -118,7 +127,7 @@ def complete(G, D, x: torch.Tensor, mask: torch.Tensor, prior: str, search: Sear
             y = (labels[sl].repeat_interleave(k) if labels is not None
                  else torch.arange(k).repeat(b) % c_dim).to(device)             # candidates spread over classes
         with torch.no_grad():
-            ctx_loss = torch.cat([_losses(G, None, zc, yc, xb.repeat_interleave(k, 0)[i: i + len(zc)],
+            ctx_loss = torch.cat([losses(G, None, zc, yc, xb.repeat_interleave(k, 0)[i: i + len(zc)],
                                           wb.repeat_interleave(k, 0)[i: i + len(zc)], 0)[0]
                                   for i, zc, yc in _split(z, y, 4 * search.batch_size)])
         r = min(search.restarts, k)
@@ -130,14 +139,14 @@ def complete(G, D, x: torch.Tensor, mask: torch.Tensor, prior: str, search: Sear
         # ---- restarts: Adam on z, the context loss plus the prior loss ---------------------------------------------
         opt = torch.optim.Adam([z], lr=search.lr)
         for _ in range(search.steps):
-            context, prior_loss, _ = _losses(G, D, z, y, xr, wr, search.prior_weight)
+            context, prior_loss, _ = losses(G, D, z, y, xr, wr, search.prior_weight)
             opt.zero_grad(set_to_none=True)
             (context + search.prior_weight * prior_loss).sum().backward()
             opt.step()
             with torch.no_grad():
                 z.copy_(_keep_in_prior(z, prior))
         with torch.no_grad():
-            context, prior_loss, out = _losses(G, D, z, y, xr, wr, search.prior_weight)
+            context, prior_loss, out = losses(G, D, z, y, xr, wr, search.prior_weight)
             total = (context + search.prior_weight * prior_loss).view(b, r)
             winner = total.argmin(1) + torch.arange(b, device=device) * r       # (b,)
             fills.append(out[winner].float().cpu())
