@@ -169,6 +169,15 @@ def test_bench_runs_beside_the_reference(cli, tmp_path):
     assert code == 2 and "exists" in err
 
 
+def test_bench_with_lazy_r1_counts_a_step_without_it(cli):
+    # the flop counter cannot follow R1's double backward: the FLOPs of a step without R1, and a note that says so
+    code, text, err = cli("bench", "--data", "fake", "--n_points", 64, "--img_size", 16, "--z_dim", 8, "--g_width", 8,
+                          "--d_width", 8, "--batch_size", 16, "--r1_gamma", 1, "--r1_every", 4, "--rounds", 1,
+                          "--timed-steps", 4, "--warmup", 1)
+    assert code == 0, err
+    assert "step without R1" in text and "| gankit |" in text and "| – |" not in text
+
+
 def test_compiled_step_trains(tmp_path, cli):
     from conftest import TINY
     code, _, err = cli("train", *TINY, "--model", "mlp", "--steps", 3, "--compile", "default", "--out", tmp_path,

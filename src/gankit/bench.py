@@ -101,12 +101,12 @@ def timed(fn, steps: int, device: torch.device) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def step_flops(fn, device: torch.device) -> int:
-    """Floating-point operations of one call, counted by torch.utils.flop_counter (matmuls and convolutions)."""
+def step_flops(fn, device: torch.device, k: int = 0) -> int:
+    """Floating-point operations of call k, counted by torch.utils.flop_counter (matmuls and convolutions)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        fn(0)
+        fn(k)
     synchronize(device)
     return counter.get_total_flops()
 
@@ -136,7 +136,7 @@ class Result:
     name: str
     sec_per_step: list[float]   # one per round
     batch: int
-    flops: int = 0
+    flops: int | None = 0   # None: the flop counter could not follow the step
     memory: int = 0             # peak bytes: CUDA allocations, or the process's resident set on the CPU
 
     @property
@@ -197,7 +197,7 @@ def bench(cfg: Config, timed_steps: int = 20, rounds: int = 3, warmup: int = 5, 
             runs["reference bf16"] = (lambda ref: (lambda k: ref(plain_batch, k)))(
                 ReferenceStep(cfg, channels, device, dtype))
 
-    results, first_step = {name: Result(name, [], cfg.batch_size) for name in runs}, None
+    results, first_step, notes = {name: Result(name, [], cfg.batch_size) for name in runs}, None, []
     for name, fn in runs.items():
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -208,7 +208,16 @@ def bench(cfg: Config, timed_steps: int = 20, rounds: int = 3, warmup: int = 5, 
             first_step = time.perf_counter() - t0
         for k in range(1, warmup):
             fn(k)
-        results[name].flops = step_flops(fn, device)
+        try:
+            results[name].flops = step_flops(fn, device, 0)
+        except RuntimeError:  # the counter's hooks cannot follow a double backward (R1's gradient penalty)
+            if cfg.r1_gamma > 0 and cfg.r1_every > 1 and name == "gankit":
+                results[name].flops = step_flops(fn, device, 1)
+                notes.append("gankit's FLOPs are those of a step without R1 (lazy R1 every "
+                             f"{cfg.r1_every} steps; the flop counter cannot follow R1's double backward)")
+            else:
+                results[name].flops = None
+                notes.append(f"{name}: FLOPs not counted (the flop counter cannot follow this step)")
         results[name].memory = _peak_memory(device)
     for r in range(rounds):
         for name, fn in runs.items():
@@ -220,7 +229,7 @@ def bench(cfg: Config, timed_steps: int = 20, rounds: int = 3, warmup: int = 5, 
         peak["bf16"] = peak_flops(device, torch.bfloat16)
     return {"config": cfg, "device": describe_device(device), "precision": "bf16" if dtype else "fp32",
             "results": results, "first_step_sec": first_step, "peak_flops": peak,
-            "threads": torch.get_num_threads(), "timed_steps": timed_steps, "rounds": rounds}
+            "threads": torch.get_num_threads(), "timed_steps": timed_steps, "rounds": rounds, "notes": notes}
 
 
 def describe_device(device: torch.device) -> str:
@@ -253,18 +262,21 @@ def report(out: dict) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     base = res.get("reference fp32")
     for name, r in res.items():
-        gflops = r.flops / r.median / 1e9
+        gflops = r.flops / r.median / 1e9 if r.flops is not None else None
         pk = out["peak_flops"].get("bf16" if name.endswith("bf16") or (name == "gankit" and peak_key == "bf16")
                                    else "fp32")
         ratio = ""
         if base is not None:
             ratio = f"{statistics.median(b / a for a, b in zip(r.sec_per_step, base.sec_per_step)):.2f}x"
-        lines.append(f"| {name} | {r.img_per_sec:,.1f} | {1000 * r.median:.1f} | {r.flops / 1e9:.2f} | "
-                     f"{gflops:,.0f} | {100 * gflops * 1e9 / pk:.0f} % | {r.memory / 2**20:,.0f} MiB | {ratio} |")
+        counted = (f"{r.flops / 1e9:.2f} | {gflops:,.0f} | {100 * gflops * 1e9 / pk:.0f} %" if gflops is not None
+                   else "– | – | –")
+        lines.append(f"| {name} | {r.img_per_sec:,.1f} | {1000 * r.median:.1f} | {counted} | "
+                     f"{r.memory / 2**20:,.0f} MiB | {ratio} |")
     if "reference bf16" in res:
         g, rb = res["gankit"], res["reference bf16"]
         lines.append(f"\ngankit against the reference in bf16: "
                      f"{statistics.median(b / a for a, b in zip(g.sec_per_step, rb.sec_per_step)):.2f}x")
     if cfg.compile != "off":
         lines.append(f"first step (compilation included): {out['first_step_sec']:.1f} s")
+    lines += [f"note: {n}" for n in out.get("notes", [])]
     return "\n".join(lines) + "\n"
