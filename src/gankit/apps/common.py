@@ -62,6 +62,23 @@ class Watch:
     def due(self, step: int, every: int) -> bool:
         return step == self.cfg.steps or (every > 0 and step % every == 0)
 
+    def advance(self, step) -> tuple[bool, bool, bool, bool] | None:
+        """After one training step: the state's counters and the bar moved on. None when nothing is due, else what
+        is due (log, eval, pictures, checkpoint), once the step's tally shows no non-finite update."""
+        cfg, state = self.cfg, self.state
+        state.step += 1
+        state.nimg += cfg.batch_size
+        if self.bar is not None:
+            self.bar.update(1)
+        due = tuple(self.due(state.step, every) for every in (cfg.log_every, cfg.eval_every, cfg.sample_every,
+                                                                cfg.ckpt_every))
+        if not any(due):
+            return None
+        if step.tally.nonfinite_updates():
+            raise UserError(f"training diverged before step {state.step}: non-finite losses or gradients; the last "
+                            f"checkpoint is in {self.dir / 'checkpoints'}; try lower g_lr/d_lr")
+        return due
+
     def record(self, row: dict) -> None:
         self.rec.write({"step": self.state.step, "nimg": self.state.nimg, **row,
                         "sec": round(time.time() - self.t_start, 2)})

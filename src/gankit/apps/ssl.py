@@ -216,17 +216,10 @@ def train(cfg: Config, resume: Path | None = None, progress: bool = True, force:
     last = {}
     while state.step < cfg.steps:
         step(batch, state.step)
-        state.step += 1
-        state.nimg += cfg.batch_size
-        if watch.bar is not None:
-            watch.bar.update(1)
-        due_log, due_eval = watch.due(state.step, cfg.log_every), watch.due(state.step, cfg.eval_every)
-        due_pictures, due_ckpt = watch.due(state.step, cfg.sample_every), watch.due(state.step, cfg.ckpt_every)
-        if not (due_log or due_eval or due_pictures or due_ckpt):
+        due = watch.advance(step)                      # counters, bar, and the divergence check when anything is due
+        if due is None:
             continue
-        if step.tally.nonfinite_updates():
-            raise UserError(f"training diverged before step {state.step}: non-finite losses or gradients; the last "
-                            f"checkpoint is in {watch.dir / 'checkpoints'}; try lower g_lr/d_lr")
+        due_log, due_eval, due_pictures, due_ckpt = due
         if due_log:
             last = step.tally.read()
             watch.record(last)
