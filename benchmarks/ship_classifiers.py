@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import save_file
 
 from gankit import __version__, data
+from gankit.checkpoint import sha256_file
 from gankit.metrics import classifier as clf
 
 EPOCHS, LABEL_SMOOTHING, SEED, SIZE = 10.0, 0.0, 0, 32
@@ -43,7 +44,7 @@ def ship(name: str, ds, note: str) -> None:
             "feat_dim": model.feat_dim, "width": model.width, "input_size": SIZE, "held_out_accuracy": acc,
             "n_train": len(train), "n_held_out": len(held), "split_seed": clf.SPLIT_SEED, "epochs": EPOCHS,
             "label_smoothing": LABEL_SMOOTHING, "seed": SEED, "train_seconds": round(seconds, 1),
-            "gankit_version": __version__, "torch_version": torch.__version__, "sha256": clf.sha256_file(weights)}
+            "gankit_version": __version__, "torch_version": torch.__version__, "sha256": sha256_file(weights)}
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     print(f"{stem}: held-out accuracy {acc:.4f} ({len(held)} images), trained in {seconds:.0f} s -> {weights}")
 

@@ -28,6 +28,12 @@ FORMAT = 3  # 1: written by train.py itself; 2: TrainState.capture; 3: with a ch
 _STEP_FILE = re.compile(r"step-(\d+)\.pt$")
 
 
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks: what exported and shipped weights are checked against."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
 def to_cpu(obj):
     """A copy of a nest of dicts, lists and tensors with every tensor cloned to the CPU: a snapshot that training
     can go on changing under, for a background writer or a rollback."""

@@ -30,6 +30,7 @@ import torch
 from safetensors.torch import save_file
 
 from gankit import __version__, outputs
+from gankit.checkpoint import sha256_file
 from gankit.errors import UserError
 from gankit.sample import EXPORT_META, EXPORT_WEIGHTS, load_sampler
 
@@ -176,7 +177,7 @@ def load_generator(folder: str | Path, device: str = "cpu") -> torch.nn.Module:
         check_spec(spec)
         weights = folder / Path(str(meta.get("weights", {}).get("file", EXPORT_WEIGHTS))).name
         want = meta.get("weights", {}).get("sha256")
-        if want and _sha256(weights) != want:
+        if want and sha256_file(weights) != want:
             raise ValueError(f"{weights.name} does not match the SHA-256 in {EXPORT_META}")
         G = generator_from_spec(spec)
         G.load_state_dict(load_file(str(weights)))
@@ -185,16 +186,6 @@ def load_generator(folder: str | Path, device: str = "cpu") -> torch.nn.Module:
         detail = (str(e).splitlines() or [type(e).__name__])[0][:160]
         raise UserError(f"export: cannot load the exported generator in {folder} ({detail})") from None
     return G.to(device).eval()
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export(source: str | Path, out: str | Path, step: int | None = None, onnx: bool = False,
@@ -227,7 +218,7 @@ def export(source: str | Path, out: str | Path, step: int | None = None, onnx: b
     cfg = sampler.meta.get("config", {})
     meta = describe(G, sampler.prior, list(sampler.class_names), shape)
     meta.update({
-        "weights": {"file": EXPORT_WEIGHTS, "sha256": _sha256(out / EXPORT_WEIGHTS)},
+        "weights": {"file": EXPORT_WEIGHTS, "sha256": sha256_file(out / EXPORT_WEIGHTS)},
         "source": str(src), "step": sampler.meta.get("step"), "ema": bool(sampler.meta.get("ema")),
         "data": sampler.meta.get("data"), "config": cfg,
     })

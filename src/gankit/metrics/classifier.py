@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gankit.checkpoint import sha256_file
 from gankit.errors import UserError
 
 log = logging.getLogger("gankit")
@@ -164,14 +165,6 @@ class Classifier:
 SHIPPED_DIR = Path(__file__).parent / "weights"
 SHIPPED = {"digits": "digits-cnn-v2", "mnist": "mnist-cnn-v2"}   # data set name -> file stem
 WEAK_ACCURACY = 0.90  # below this held-out accuracy, features-based metrics mean little
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def shipped_classifier(name: str, device="cpu") -> Classifier | None:
