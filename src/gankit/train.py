@@ -50,17 +50,29 @@ def resolve_device(name: str, ctx: distributed.Context) -> torch.device:
     return torch.device(name)
 
 
+def load_parts(cfg: Config):
+    """The data set, read once: (all of it, the training part without the `holdout` examples, those examples or
+    None when the run held none out)."""
+    data = datasets.from_config(cfg)
+    if not cfg.holdout:
+        return data, data, None
+    if not isinstance(data, datasets.Dataset):
+        raise ConfigError("holdout", "holds examples out of a data set in memory; use it with stream off")
+    train_idx, held_idx = datasets.holdout_indices(len(data), cfg.holdout)
+    return data, data.subset(train_idx), data.subset(held_idx)
+
+
 def load_data(cfg: Config, part: str = "train") -> datasets.Dataset:
     """The training data, without the `holdout` examples; part="held_out": those examples alone."""
-    data = datasets.from_config(cfg)
-    if cfg.holdout and not isinstance(data, datasets.Dataset):
-        raise ConfigError("holdout", "holds examples out of a data set in memory; use it with stream off")
-    if not cfg.holdout:
-        if part == "held_out":
-            raise ConfigError("holdout", "this run held no examples out of training (train with --holdout N)")
-        return data
-    train_idx, held_idx = datasets.holdout_indices(len(data), cfg.holdout)
-    return data.subset(held_idx if part == "held_out" else train_idx)
+    _, train, held = load_parts(cfg)
+    return held_out(held) if part == "held_out" else train
+
+
+def held_out(held: datasets.Dataset | None) -> datasets.Dataset:
+    """load_parts' held-out part, or the error that says the run held nothing out."""
+    if held is None:
+        raise ConfigError("holdout", "this run held no examples out of training (train with --holdout N)")
+    return held
 
 
 def resolve(cfg: Config, data: datasets.Dataset, world_size: int = 1) -> Config:

@@ -282,15 +282,17 @@ def inpaint(source: str | Path, images: str, mask: str, out: str | Path, cls: in
 
     from gankit import config as config_mod
     from gankit.apps.common import new_folder, read_images, save_npz
-    from gankit.train import load_data
+    from gankit.train import held_out, load_parts
 
     G, D, saved = load_models(source, device, step)
     cfg = config_mod.load(None, saved)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         new_folder(out, "inpaint")  # refuses before any work is done
+    parts = None   # the run's data set, read once: (all, training part, held-out part)
     if images == "heldout":
-        held = load_data(cfg, "held_out")
+        parts = load_parts(cfg)
+        held = held_out(parts[2])
         x, y = held.floats(), held.y.cpu() if held.y is not None else None
     else:
         x, y = read_images(images, cfg.channels, cfg.img_size)
@@ -311,8 +313,7 @@ def inpaint(source: str | Path, images: str, mask: str, out: str | Path, cls: in
     result = {"n": len(x), "mask": mask, "search": search.__dict__, "files": [str(out / "inpainted.npz")]}
     if y is not None:
         try:
-            train = load_data(cfg)
-            full = load_data(dataclass_replace(cfg, holdout=0))
+            full, train, _ = parts or load_parts(cfg)
             classifier = clf.real_classifier(full) if full.num_classes >= 2 else None
         except UserError as e:
             print(f"gankit: the run's data set is not at hand, so the completions are not scored ({e})")
@@ -331,9 +332,3 @@ def inpaint(source: str | Path, images: str, mask: str, out: str | Path, cls: in
     sheet(shown, out / "sheet.png")
     result["files"].append(str(out / "sheet.png"))
     return result
-
-
-def dataclass_replace(cfg, **changes):
-    import dataclasses
-
-    return dataclasses.replace(cfg, **changes)

@@ -158,13 +158,13 @@ def comparison_sheet(sets: dict[str, torch.Tensor], x: torch.Tensor, path: Path,
 
 def train(cfg: Config, resume: Path | None = None, progress: bool = True, force: bool = False) -> Path:
     """Train the super-resolution GAN as `cfg` says; returns the run folder."""
-    from gankit.train import Batches, load_data, seed_everything
-    from gankit import distributed, data as datasets
+    from gankit.train import Batches, load_parts, seed_everything
+    from gankit import distributed
 
     # ---- set-up: data (high-resolution images and their downscalings), models, optimizers, state ------------------
     device = single_device(cfg)
     t_begin, cpu_begin = time.perf_counter(), time.process_time()
-    data = load_data(cfg)
+    full, data, held_data = load_parts(cfg)         # held_data: the holdout examples, or None
     _check(cfg, data)
     cfg = dataclasses.replace(cfg, channels=data.shape[0])
     data.to(device)
@@ -188,7 +188,7 @@ def train(cfg: Config, resume: Path | None = None, progress: bool = True, force:
         return x_lr_all[idx], data.batch(idx)
 
     fixed = data.batch(torch.arange(min(10, len(data)), device=device)).cpu()   # the pictures' examples
-    held = load_data(cfg, "held_out").floats() if cfg.holdout else None
+    held = held_data.floats() if held_data is not None else None
     kept = G_ema if G_ema is not None else G
 
     # ---- the loop, and the watching -----------------------------------------------------------------------------
@@ -220,8 +220,7 @@ def train(cfg: Config, resume: Path | None = None, progress: bool = True, force:
     # ---- the result: the held-out images upscaled by G beside bicubic ------------------------------------------
     print(f"run:         {watch.dir}\ncheckpoint:  {watch.dir / 'checkpoints' / checkpoint.LATEST}")
     if held is not None and data.num_classes >= 2:
-        full = datasets.load(cfg.data, cfg.data_dir, cfg.img_size, cfg.channels, cfg.n_points)
-        rows = write_results(kept, load_data(cfg, "held_out"), cfg.sr_scale, clf.real_classifier(full), watch.dir,
+        rows = write_results(kept, held_data, cfg.sr_scale, clf.real_classifier(full), watch.dir,
                              {"train_seconds": round(time.perf_counter() - t_begin, 1),
                               "train_cpu_seconds": round(time.process_time() - cpu_begin, 1)}, data.floats())
         print(table(rows, f"held-out images ({cfg.holdout}), {cfg.img_size // cfg.sr_scale} -> {cfg.img_size} px"))
@@ -256,24 +255,24 @@ def upscale_images(source: str | Path, images: str, out: str | Path, from_high_r
     originals (heldout, or from_high_res) are downscaled first and scored. Returns the files written."""
     from gankit import config as config_mod, data as datasets
     from gankit.apps.common import new_folder, read_images, save_npz
-    from gankit.train import load_data
+    from gankit.train import held_out, load_parts
 
     G, saved = load_upscaler(source, device, step)
     cfg = config_mod.load(None, saved)
     out = new_folder(out, "upscale")
     if images == "heldout" or from_high_res:
+        full, train, held = load_parts(cfg)
         if images == "heldout":
-            held = load_data(cfg, "held_out")
+            held = held_out(held)
         else:
             x, y = read_images(images, cfg.channels, cfg.img_size)
             held = datasets.Dataset("images", ((x + 1) * 127.5).round().to(torch.uint8), y)
-        full = datasets.load(cfg.data, cfg.data_dir, cfg.img_size, cfg.channels, cfg.n_points)
         classifier = clf.real_classifier(full) if full.num_classes >= 2 else None
         if classifier is None:
             raise UserError("upscale: scoring needs the run's data set to have class labels")
         if held.y is not None and held.num_classes == 0:
             held.class_names = list(full.class_names)
-        rows = write_results(G, held, cfg.sr_scale, classifier, out, reference=load_data(cfg).floats())
+        rows = write_results(G, held, cfg.sr_scale, classifier, out, reference=train.floats())
         x_lr = downscale(held.floats(), cfg.sr_scale)
         save_npz(out / "upscaled.npz", upscale(G, x_lr), labels=held.y)
         return [str(out / "upscaled.npz"), str(out / "sheet.png"), str(out / "results.json"), str(out / "results.md")]

@@ -165,12 +165,12 @@ def _resolve(cfg: Config, data) -> None:
 
 def train(cfg: Config, resume: Path | None = None, progress: bool = True, force: bool = False) -> Path:
     """Train the semi-supervised GAN as `cfg` says; returns the run folder (results.json holds the errors)."""
-    from gankit.train import Batches, load_data, seed_everything
+    from gankit.train import Batches, load_parts, seed_everything
 
     # ---- set-up: data (labelled, unlabelled, held out), models, optimizers, the state a checkpoint holds ---------
     device = single_device(cfg)
     t_begin, cpu_begin = time.perf_counter(), time.process_time()
-    data, held = load_data(cfg), load_data(cfg, "held_out")
+    _, data, held = load_parts(cfg)                  # held: None without holdout, which _resolve refuses
     _resolve(cfg, data)
     if cfg.channels == 0:
         import dataclasses
