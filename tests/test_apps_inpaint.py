@@ -65,6 +65,34 @@ def test_search_recovers_what_the_generator_made():
     assert ours > 25 and ours > mean + 10
 
 
+class _ClassG(_LinearG):
+    """A conditional generator, tanh(A z + B[y]), that remembers the classes of its last batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.c_dim = 10
+        self.B = torch.nn.Parameter(torch.randn(10, 64) * 2, requires_grad=False)
+        self.seen = None
+
+    def forward(self, z, y=None):
+        self.seen = y.tolist()
+        return torch.tanh(z @ self.A.T + self.B[y]).view(-1, 1, 8, 8)
+
+
+def test_a_searched_class_is_optimised_for_every_class_and_the_right_one_wins():
+    torch.manual_seed(0)
+    G = _ClassG()
+    truth = torch.tensor([3, 7, 0, 9])
+    x = G(torch.randn(4, 6), truth).detach()
+    m = inpaint.make_mask("center", 4, (1, 8, 8))
+    search = inpaint.Search(candidates=20, restarts=1, steps=100, lr=0.05, window=0)
+    _, _, found = inpaint.complete(G, None, x * m, m, "normal", search)
+    assert sorted(G.seen) == sorted(list(range(10)) * 4)          # the last pass scored one latent of each class
+    assert torch.equal(found, truth)
+    with pytest.raises(UserError, match="multiple"):
+        inpaint.complete(G, None, x * m, m, "normal", inpaint.Search(candidates=15, restarts=1, steps=1))
+
+
 def test_nearest_fill_copies_the_closest_training_image():
     train = torch.stack([torch.full((1, 4, 4), v) for v in (-1.0, 0.0, 1.0)])
     x = torch.full((1, 1, 4, 4), 0.9)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 # A tiny semi-supervised GAN on the 8x8 digits: 5 labels per class, 100 images held out.
 SSL = ["--task", "ssl", "--model", "mlp", "--data", "digits", "--img_size", "8", "--holdout", "100",
        "--labels_per_class", "5", "--z_dim", "8", "--g_width", "16", "--g_layers", "1", "--d_width", "32",
-       "--d_layers", "3", "--batch_size", "32", "--ema_decay", "0.9", "--log_every", "5", "--eval_every", "10",
+       "--d_layers", "3", "--batch_size", "32", "--ema_decay", "0.9", "--ssl_consistency", "1", "--log_every", "5", "--eval_every", "10",
        "--sample_every", "10", "--ckpt_every", "0", "--precision", "fp32", "--no-progress"]
 
 
@@ -35,6 +35,23 @@ def test_ssl_losses_by_hand():
     assert sup.item() < 1e-6 and unsup.item() < 1e-6
     assert losses.prediction_entropy(zeros).item() == pytest.approx(math.log(4))
     assert losses.prediction_entropy(big).item() < 1e-6
+    # consistency: 0 for the same prediction, 2 for two certain and different ones; the target takes no gradient
+    other = torch.tensor([[0, 20.0, 0, 0]], requires_grad=True)
+    assert losses.prediction_consistency(big, big).item() == 0
+    mine = big.clone().requires_grad_(True)
+    c = losses.prediction_consistency(mine, other)
+    assert c.item() == pytest.approx(2.0)
+    c.backward()
+    assert other.grad is None and mine.grad is not None
+
+
+def test_consistency_ramps_up_and_needs_the_weight_average(cli):
+    ramp = ssl.CONSISTENCY_RAMPUP
+    assert ssl.consistency_scale(0) == pytest.approx(math.exp(-5))
+    assert ssl.consistency_scale(ramp // 4) < ssl.consistency_scale(ramp // 2) < 1
+    assert ssl.consistency_scale(ramp) == 1 == ssl.consistency_scale(3 * ramp)
+    code, _, err = cli("train", *SSL[:-1], "--ema_decay", "0", "--dry-run")
+    assert code == 2 and "ssl_consistency" in err and "ema_decay" in err
 
 
 def test_d_init_noise_and_fixed_scales():
@@ -120,7 +137,8 @@ def test_unlabeled_weight_zero_leaves_g_out_of_d(tmp_path):
     from gankit import config
     from gankit.step import make_optimizers
 
-    cfg = config.load(None, dict(zip([a.lstrip("-") for a in SSL[:-1:2]], SSL[1:-1:2]), unlabeled_weight=0))
+    cfg = config.load(None, dict(zip([a.lstrip("-") for a in SSL[:-1:2]], SSL[1:-1:2]), unlabeled_weight=0,
+                                                                                   ssl_consistency=0))
     torch.manual_seed(0)
     x = torch.rand(32, 1, 8, 8) * 2 - 1
     y = torch.randint(10, (32,))
@@ -138,3 +156,31 @@ def test_unlabeled_weight_zero_leaves_g_out_of_d(tmp_path):
         outs.append(D.out.bias.detach().clone())
     assert torch.equal(outs[0], outs[1])
     assert not torch.equal(outs[0], torch.zeros_like(outs[0]))
+
+
+def test_consistency_pulls_d_towards_its_teacher():
+    """D's update depends on its weight average (two different teachers, the same everything else) exactly when
+    ssl_consistency > 0."""
+    import copy
+
+    from gankit import config
+    from gankit.step import make_optimizers
+
+    x = torch.rand(32, 1, 8, 8) * 2 - 1
+    y = torch.randint(10, (32,))
+    for weight in (0.0, 5.0):
+        cfg = config.load(None, dict(zip([a.lstrip("-") for a in SSL[:-1:2]], SSL[1:-1:2]), ssl_consistency=weight))
+        outs = []
+        for teacher_seed in (1, 2):
+            torch.manual_seed(0)
+            G, D = ssl.build_models(cfg, (1, 8, 8), 10)
+            D.init_from_batch(x)
+            torch.manual_seed(teacher_seed)
+            teacher = copy.deepcopy(D)
+            teacher.out.bias.data.normal_(0, 3)                   # two teachers that predict different classes
+            opt_g, opt_d = make_optimizers(cfg, G, D)
+            step = ssl.SSLStep(cfg, G, D, teacher.eval(), opt_g, opt_d, torch.device("cpu"))
+            torch.manual_seed(3)
+            step(lambda: (x, y, x), ssl.CONSISTENCY_RAMPUP)        # past the ramp-up
+            outs.append(D.out.bias.detach().clone())
+        assert torch.equal(outs[0], outs[1]) == (weight == 0)

@@ -112,6 +112,9 @@ class Config:
                                       "supervised loss")
     ssl_entropy: float = _f(0.0, "ssl: weight of the entropy of D's class prediction on unlabelled data (Dai et al. "
                                   "2017's conditional entropy term); 0 = off")
+    ssl_consistency: float = _f(0.0, "ssl: weight of the consistency of D's class prediction on unlabelled data "
+                                      "with its weight average's on another distortion of the same images "
+                                      "(mean teacher, Tarvainen & Valpola 2017; needs ema_decay); 0 = off")
     sr_scale: int = _f(4, "sr: upscaling factor: G maps img_size / sr_scale pixels to img_size", (2, 4, 8))
     adv_weight: float = _f(1e-3, "sr: weight of the adversarial loss beside the pixel content loss (0 = SRResNet, "
                                  "content loss only)")
@@ -319,7 +322,7 @@ def validate(cfg: Config) -> None:
     for name in ("beta1", "beta2"):
         _check(0 <= getattr(cfg, name) < 1, name, f"must be in [0, 1), got {getattr(cfg, name)}")
     for name in ("gp_weight", "r1_gamma", "inst_noise", "slope", "ema_rampup", "unlabeled_weight", "adv_weight",
-                 "ssl_entropy"):
+                 "ssl_entropy", "ssl_consistency"):
         _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {getattr(cfg, name)}")
     _check(0 <= cfg.lr_decay_start <= 1, "lr_decay_start", f"must be in [0, 1], got {cfg.lr_decay_start}")
     _check(0 < cfg.label_smooth <= 1, "label_smooth", f"real target must be in (0, 1], got {cfg.label_smooth}")
@@ -338,6 +341,8 @@ def validate(cfg: Config) -> None:
         _check(not cfg.is_points, "data", f"task {cfg.task} works on images, not on 2-D points")
     if cfg.task == "ssl":
         _check(cfg.holdout > 0, "holdout", "task ssl scores its classifier on held-out examples: pass --holdout N")
+        _check(not cfg.ssl_consistency or cfg.ema_decay > 0, "ssl_consistency",
+               "compares D with its weight average, which needs ema_decay > 0")
     if cfg.task == "sr":
         _check(cfg.loss != "wgan-gp", "loss", "task sr uses minimax, ns, ls or hinge")
         _check(cfg.img_size % cfg.sr_scale == 0 and cfg.img_size // cfg.sr_scale >= 2, "sr_scale",

@@ -84,6 +84,12 @@ def ssl_d_loss(logits_lab: torch.Tensor, labels: torch.Tensor, logits_unl: torch
     return supervised, unsupervised
 
 
+def prediction_consistency(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance between two softmax predictions over the K classes, logits (B, K), summed over the
+    classes (the mean teacher's consistency cost, Tarvainen & Valpola 2017); no gradient flows into the target."""
+    return (F.softmax(logits, 1) - F.softmax(target_logits.detach(), 1)).pow(2).sum(1).mean()
+
+
 def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Mean entropy of the softmax over the K classes, logits (B, K): low when D is sure which class x is."""
     logp = F.log_softmax(logits, 1)

@@ -9,7 +9,8 @@ W; window 0 weighs every known pixel alike), the prior loss keeping G(z) where D
 softplus(-D(G(z))), the non-saturating form of their log(1 - D(G(z)))). Restarts: `candidates` draws of z per
 image are scored by their context loss alone (one forward of G each), the best `restarts` are optimised with Adam
 for `steps`, and the one with the lowest final loss fills the hole. A conditional G gets the asked class, or, when
-none is asked, the candidates are spread over every class and the search picks the class as well.
+none is asked, the candidates are spread over every class, the best of each class are optimised (restarts / classes
+of each, at least one), and the lowest final loss picks the class as well.
 
     gankit inpaint RUN --images FILE.npz|DIR|heldout --mask center|random|half|FILE --out DIR [--class K]
 """
@@ -130,8 +131,18 @@ def complete(G, D, x: torch.Tensor, mask: torch.Tensor, prior: str, search: Sear
             ctx_loss = torch.cat([losses(G, None, zc, yc, xb.repeat_interleave(k, 0)[i: i + len(zc)],
                                           wb.repeat_interleave(k, 0)[i: i + len(zc)], 0)[0]
                                   for i, zc, yc in _split(z, y, 4 * search.batch_size)])
-        r = min(search.restarts, k)
-        best = ctx_loss.view(b, k).topk(r, dim=1, largest=False).indices        # (b, r)
+        if c_dim and labels is None and k >= c_dim:
+            # the class is searched: keep the best candidates of every class, so that each class is optimised and
+            # the final losses choose between them (the best `restarts` overall are often all of one class)
+            per = max(1, -(-search.restarts // c_dim))                          # ceil(restarts / classes)
+            per_class = ctx_loss.view(b, k // c_dim, c_dim) if k % c_dim == 0 else None
+            if per_class is None:
+                raise UserError(f"inpaint: candidates ({k}) must be a multiple of the {c_dim} classes to search them")
+            top = per_class.topk(min(per, k // c_dim), dim=1, largest=False).indices   # (b, per, c_dim)
+            best = (top * c_dim + torch.arange(c_dim, device=device)).flatten(1)         # (b, per * c_dim)
+        else:
+            best = ctx_loss.view(b, k).topk(min(search.restarts, k), dim=1, largest=False).indices   # (b, r)
+        r = best.shape[1]
         pick = (best + torch.arange(b, device=device)[:, None] * k).flatten()
         z = z[pick].clone().requires_grad_(True)                                  # (b*r, z_dim)
         y = None if y is None else y[pick]

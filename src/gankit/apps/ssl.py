@@ -3,7 +3,9 @@
 A few labelled examples (labels_per_class of each class, chosen by the seed) and all the other training examples,
 unlabelled, train D as a (K+1)-way classifier: K real classes plus "generated". Per step:
   (1) D's update: cross-entropy on a labelled batch, plus real-vs-generated on an unlabelled and a generated batch
-      (gankit.losses.ssl_d_loss), the real images randomly rotated, scaled and shifted (`distort`);
+      (gankit.losses.ssl_d_loss), the real images randomly rotated, scaled and shifted (`distort`); with
+      ssl_consistency, D's class prediction on an unlabelled batch is also pulled towards that of its weight average
+      (the teacher, step 3) on another distortion of the same images (mean teacher, Tarvainen & Valpola 2017);
   (2) G's update by feature matching: the mean of D's last hidden features on G's batch matches that on the
       unlabelled batch (gankit.losses.feature_matching);
   (3) D's weights averaged (ema_decay): the averaged D is the classifier that is scored and kept.
@@ -43,6 +45,15 @@ log = logging.getLogger("gankit")
 # labels count for many more (Simard et al. 2003 on MNIST). Rotation in degrees, scale factor, shift in pixels.
 ROTATE, SCALE, SHIFT_PX = 10.0, 0.1, 2.0
 INIT_BATCH = 500      # examples for D's data-dependent initialisation, as improved-gan
+# The consistency term's weight rises over the first CONSISTENCY_RAMPUP steps (Tarvainen & Valpola's sigmoid ramp-up,
+# exp(-5 (1 - t)^2)): early on the weight average is a poor teacher. A count of steps, not a share of the run, so
+# that a run resumed with a larger --steps goes on exactly as it began.
+CONSISTENCY_RAMPUP = 5000
+
+
+def consistency_scale(step: int) -> float:
+    t = min(1.0, step / CONSISTENCY_RAMPUP)
+    return math.exp(-5 * (1 - t) ** 2)
 
 
 def labelled_indices(y: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
@@ -75,7 +86,7 @@ def distort(x: torch.Tensor, rotate: float = ROTATE, scale: float = SCALE, shift
 
 
 class SSLTally(Tally):
-    KEYS = ("loss_lab", "loss_unl", "loss_g", "acc_lab", "D(x)", "D(G(z))")
+    KEYS = ("loss_lab", "loss_unl", "loss_g", "loss_consistency", "acc_lab", "D(x)", "D(G(z))")
 
 
 class SSLStep(Step):
@@ -101,8 +112,15 @@ class SSLStep(Step):
             l_unl, phi_real = D(distort(x_unl), with_features=True)
             l_fake = D(fake.detach()).float()
             supervised, unsupervised = losses.ssl_d_loss(l_lab, y_lab, l_unl.float(), l_fake)
-            entropy = losses.prediction_entropy(l_unl.float()) if cfg.ssl_entropy else torch.zeros((), device=self.device)
-        self.update(self.opt_d, self.D, supervised + cfg.unlabeled_weight * unsupervised + cfg.ssl_entropy * entropy)
+            zero = torch.zeros((), device=self.device)
+            entropy = losses.prediction_entropy(l_unl.float()) if cfg.ssl_entropy else zero
+            consistency = zero
+            if cfg.ssl_consistency:                                      # the weight average on another distortion
+                with torch.no_grad():
+                    teacher = self.D_ema(distort(x_unl)).float()
+                consistency = losses.prediction_consistency(l_unl.float(), teacher)
+        self.update(self.opt_d, self.D, supervised + cfg.unlabeled_weight * unsupervised + cfg.ssl_entropy * entropy
+                    + cfg.ssl_consistency * consistency_scale(step) * consistency)
 
         # ---- (2) G: feature matching through D, whose weights stay out of G's update --------------------------------
         trainable = [p for p in self.D.parameters() if p.requires_grad]  # D's fixed scales stay fixed
@@ -119,7 +137,7 @@ class SSLStep(Step):
         if self.D_ema is not None:
             ema_update(self.D_ema, self.D, cfg.ema_decay)
         acc = (l_lab.argmax(1) == y_lab).float().mean()
-        self.tally.add(supervised, unsupervised, loss_g, acc, torch.sigmoid(torch.logsumexp(l_unl.float(), 1)).mean(),
+        self.tally.add(supervised, unsupervised, loss_g, consistency, acc, torch.sigmoid(torch.logsumexp(l_unl.float(), 1)).mean(),
                        torch.sigmoid(torch.logsumexp(l_fake, 1)).mean())
 
 
