@@ -89,8 +89,10 @@ def test_a_searched_class_is_optimised_for_every_class_and_the_right_one_wins():
     _, _, found = inpaint.complete(G, None, x * m, m, "normal", search)
     assert sorted(G.seen) == sorted(list(range(10)) * 4)          # the last pass scored one latent of each class
     assert torch.equal(found, truth)
-    with pytest.raises(UserError, match="multiple"):
-        inpaint.complete(G, None, x * m, m, "normal", inpaint.Search(candidates=15, restarts=1, steps=1))
+    _, _, found = inpaint.complete(G, None, x * m, m, "normal", inpaint.Search(candidates=15, restarts=1, steps=1))
+    assert sorted(G.seen) == sorted(list(range(10)) * 4)          # 15 candidates: still one of every class
+    with pytest.raises(UserError, match="at least 10"):
+        inpaint.complete(G, None, x * m, m, "normal", inpaint.Search(candidates=9, restarts=1, steps=1))
 
 
 def test_nearest_fill_copies_the_closest_training_image():

@@ -6,9 +6,9 @@ matches the known pixels, then fill the hole from G(z):
     loss(z) = || W * (G(z) - x) ||_1  +  prior_weight * (-log D(G(z)))
 the context loss weighting each known pixel by how many of its neighbours (window x window) are missing (Yeh et al.'s
 W; window 0 weighs every known pixel alike), the prior loss keeping G(z) where D finds it real (in D's logits,
-softplus(-D(G(z))), the non-saturating form of their log(1 - D(G(z)))). Restarts: `candidates` draws of z per
-image are scored by their context loss alone (one forward of G each), the best `restarts` are optimised with Adam
-for `steps`, and the one with the lowest final loss fills the hole. A conditional G gets the asked class, or, when
+softplus(-D(G(z))), the non-saturating form of their log(1 - D(G(z)))). Restarts: one bank of `candidates` draws of z,
+shared by all the images, is scored for each image by the weighted squared error on its known pixels (one forward of
+G per draw, one matrix product), the best `restarts` per image are optimised with Adam for `steps`, and the one with the lowest final loss fills the hole. A conditional G gets the asked class, or, when
 none is asked, the candidates are spread over every class, the best of each class are optimised (restarts / classes
 of each, at least one), and the lowest final loss picks the class as well.
 
@@ -67,7 +67,7 @@ def context_weights(mask: torch.Tensor, window: int) -> torch.Tensor:
 @dataclass
 class Search:
     """How hard to look: candidate draws per image, restarts optimised, Adam steps and rate, the prior's weight."""
-    candidates: int = 64
+    candidates: int = 8192    # draws of z in the bank of candidates that every image shares
     restarts: int = 4
     steps: int = 300
     lr: float = 0.03
@@ -113,6 +113,28 @@ def complete(G, D, x: torch.Tensor, mask: torch.Tensor, prior: str, search: Sear
         with torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None):
             return _losses(*args)
 
+    def generate(z, y):
+        with torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None):
+            return G(z, y).float()
+
+    k = search.candidates
+    searched = bool(c_dim) and labels is None               # a conditional G whose class the search picks
+    if searched and k < c_dim:
+        raise UserError(f"inpaint: --candidates {k} cannot search {c_dim} classes; draw at least {c_dim}")
+    # One bank of candidates for every image: its latents, their classes when the class is searched (spread over
+    # the classes), and G's images of them, made once per asked class (None: unconditional or searched).
+    bank = sample_z(k, G.z_dim, prior, gen).to(device)                                           # (k, z_dim)
+    y_bank = (torch.arange(k) % c_dim).to(device) if searched else None
+    bank_images = {}
+
+    def candidates(cls: int | None) -> torch.Tensor:
+        if cls not in bank_images:
+            ys = y_bank if cls is None else torch.full((k,), cls, device=device)
+            with torch.no_grad():
+                bank_images[cls] = torch.cat([generate(zc, yc) for _, zc, yc in _split(bank, ys, 4 * search.batch_size)]
+                                             ).flatten(1)                                        # (k, D)
+        return bank_images[cls]
+
     fills, found = [], []
     chunks = list(range(0, n, search.batch_size))
     for start in tqdm(chunks, desc="inpaint", unit="batch", disable=not progress):
@@ -120,32 +142,25 @@ def complete(G, D, x: torch.Tensor, mask: torch.Tensor, prior: str, search: Sear
         xb, mb = x[sl].to(device), mask[sl].to(device)
         wb = context_weights(mb, search.window)
         b = xb.shape[0]
-        # ---- candidates: score many draws by the context loss alone, keep the best `restarts` per image ---------
-        k = search.candidates
-        z = sample_z(b * k, G.z_dim, prior, gen).to(device)                      # (b*k, z_dim)
-        y = None
-        if c_dim:
-            y = (labels[sl].repeat_interleave(k) if labels is not None
-                 else torch.arange(k).repeat(b) % c_dim).to(device)             # candidates spread over classes
-        with torch.no_grad():
-            ctx_loss = torch.cat([losses(G, None, zc, yc, xb.repeat_interleave(k, 0)[i: i + len(zc)],
-                                          wb.repeat_interleave(k, 0)[i: i + len(zc)], 0)[0]
-                                  for i, zc, yc in _split(z, y, 4 * search.batch_size)])
-        if c_dim and labels is None and k >= c_dim:
-            # the class is searched: keep the best candidates of every class, so that each class is optimised and
-            # the final losses choose between them (the best `restarts` overall are often all of one class)
-            per = max(1, -(-search.restarts // c_dim))                          # ceil(restarts / classes)
-            per_class = ctx_loss.view(b, k // c_dim, c_dim) if k % c_dim == 0 else None
-            if per_class is None:
-                raise UserError(f"inpaint: candidates ({k}) must be a multiple of the {c_dim} classes to search them")
-            top = per_class.topk(min(per, k // c_dim), dim=1, largest=False).indices   # (b, per, c_dim)
-            best = (top * c_dim + torch.arange(c_dim, device=device)).flatten(1)         # (b, per * c_dim)
+        yb = None if labels is None else labels[sl].to(device)
+        # ---- candidates: each image scores the bank by the weighted squared error on its known pixels, the best
+        # `restarts` go on (with a searched class, the best of every class: the best overall are often of one) ------
+        wf, xf = wb.flatten(1), xb.flatten(1)                                                   # (b, D)
+        ctx_loss = torch.empty(b, k, device=device)
+        for cls in ([None] if yb is None else yb.unique().tolist()):
+            rows = slice(None) if cls is None else (yb == cls)
+            g, w_, x_ = candidates(cls), wf[rows], xf[rows]
+            # sum_d w (g - x)^2 = sum w x^2 - 2 (w x) . g + w . g^2, for every image and candidate at once
+            ctx_loss[rows] = (w_ * x_ ** 2).sum(1, keepdim=True) - 2 * (w_ * x_) @ g.T + w_ @ (g ** 2).T
+        if searched:
+            per = max(1, -(-search.restarts // c_dim))                                          # ceil(restarts / K)
+            best = torch.cat([of_k[ctx_loss[:, of_k].topk(min(per, len(of_k)), dim=1, largest=False).indices]
+                              for of_k in (torch.nonzero(y_bank == c)[:, 0] for c in range(c_dim))], 1)
         else:
-            best = ctx_loss.view(b, k).topk(min(search.restarts, k), dim=1, largest=False).indices   # (b, r)
+            best = ctx_loss.topk(min(search.restarts, k), dim=1, largest=False).indices         # (b, r)
         r = best.shape[1]
-        pick = (best + torch.arange(b, device=device)[:, None] * k).flatten()
-        z = z[pick].clone().requires_grad_(True)                                  # (b*r, z_dim)
-        y = None if y is None else y[pick]
+        z = bank[best.flatten()].clone().requires_grad_(True)                                    # (b*r, z_dim)
+        y = y_bank[best.flatten()] if searched else (None if yb is None else yb.repeat_interleave(r))
         xr, wr = xb.repeat_interleave(r, 0), wb.repeat_interleave(r, 0)
         # ---- restarts: Adam on z, the context loss plus the prior loss ---------------------------------------------
         opt = torch.optim.Adam([z], lr=search.lr)
