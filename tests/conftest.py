@@ -7,7 +7,9 @@ import torch
 from gankit.cli import main
 
 os.environ.setdefault("GANKIT_OFFLINE", "1")  # tests never try to download
-torch.set_num_threads(2)
+# 2 threads, or fewer when OMP_NUM_THREADS says so: two threads on a core another process keeps busy wait on each
+# other and run many times slower.
+torch.set_num_threads(min(2, int(os.environ.get("OMP_NUM_THREADS") or 2)))
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("GANKIT_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
