@@ -19,8 +19,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 # A tiny semi-supervised GAN on the 8x8 digits: 5 labels per class, 100 images held out.
 SSL = ["--task", "ssl", "--model", "mlp", "--data", "digits", "--img_size", "8", "--holdout", "100",
        "--labels_per_class", "5", "--z_dim", "8", "--g_width", "16", "--g_layers", "1", "--d_width", "32",
-       "--d_layers", "3", "--batch_size", "32", "--ema_decay", "0.9", "--ssl_consistency", "1", "--log_every", "5", "--eval_every", "10",
-       "--sample_every", "10", "--ckpt_every", "0", "--precision", "fp32", "--no-progress"]
+       "--d_layers", "3", "--batch_size", "32", "--ema_decay", "0.9", "--ssl_consistency", "1", "--log_every", "5",
+       "--eval_every", "10", "--sample_every", "10", "--ckpt_every", "0", "--precision", "fp32", "--no-progress"]
 
 
 def test_ssl_losses_by_hand():

@@ -474,8 +474,8 @@ def _add_inpaint(sub) -> None:
     p.add_argument("--class", dest="cls", type=int, default=None,
                    help="conditional runs: complete as this class [the search picks the class]")
     p.add_argument("--n", type=_positive_int, default=None, help="only the first N images")
-    p.add_argument("--candidates", type=_positive_int, default=d.candidates, help=f"z drawn into the bank of candidates that every image shares "
-                        f"[{d.candidates}]")
+    p.add_argument("--candidates", type=_positive_int, default=d.candidates,
+                   help=f"z drawn into the bank of candidates that every image shares [{d.candidates}]")
     p.add_argument("--restarts", type=_positive_int, default=d.restarts,
                    help=f"best candidates optimised per image [{d.restarts}]")
     p.add_argument("--steps", type=int, default=d.steps, help=f"Adam steps per restart [{d.steps}]")

@@ -6,11 +6,12 @@ matches the known pixels, then fill the hole from G(z):
     loss(z) = || W * (G(z) - x) ||_1  +  prior_weight * (-log D(G(z)))
 the context loss weighting each known pixel by how many of its neighbours (window x window) are missing (Yeh et al.'s
 W; window 0 weighs every known pixel alike), the prior loss keeping G(z) where D finds it real (in D's logits,
-softplus(-D(G(z))), the non-saturating form of their log(1 - D(G(z)))). Restarts: one bank of `candidates` draws of z,
-shared by all the images, is scored for each image by the weighted squared error on its known pixels (one forward of
-G per draw, one matrix product), the best `restarts` per image are optimised with Adam for `steps`, and the one with the lowest final loss fills the hole. A conditional G gets the asked class, or, when
-none is asked, the candidates are spread over every class, the best of each class are optimised (restarts / classes
-of each, at least one), and the lowest final loss picks the class as well.
+softplus(-D(G(z))), the non-saturating form of their log(1 - D(G(z)))). Restarts: one bank of `candidates` draws of
+z, shared by all the images, is scored for each image by the weighted squared error on its known pixels (one forward
+of G per draw, one matrix product; the bank's images take candidates x pixels x 4 bytes), the best `restarts` per
+image are optimised with Adam for `steps`, and the one with the lowest final loss fills the hole. A conditional G
+gets the asked class, or, when none is asked, the candidates are spread over every class, the best of each class are
+optimised (restarts / classes of each, at least one), and the lowest final loss picks the class as well.
 
     gankit inpaint RUN --images FILE.npz|DIR|heldout --mask center|random|half|FILE --out DIR [--class K]
 """
@@ -66,7 +67,8 @@ def context_weights(mask: torch.Tensor, window: int) -> torch.Tensor:
 
 @dataclass
 class Search:
-    """How hard to look: candidate draws per image, restarts optimised, Adam steps and rate, the prior's weight."""
+    """How hard to look: candidate draws in the shared bank, restarts optimised per image, Adam steps and rate, the
+    prior's weight."""
     candidates: int = 8192    # draws of z in the bank of candidates that every image shares
     restarts: int = 4
     steps: int = 300
@@ -131,8 +133,8 @@ def complete(G, D, x: torch.Tensor, mask: torch.Tensor, prior: str, search: Sear
         if cls not in bank_images:
             ys = y_bank if cls is None else torch.full((k,), cls, device=device)
             with torch.no_grad():
-                bank_images[cls] = torch.cat([generate(zc, yc) for _, zc, yc in _split(bank, ys, 4 * search.batch_size)]
-                                             ).flatten(1)                                        # (k, D)
+                parts = _split(bank, ys, 4 * search.batch_size)
+                bank_images[cls] = torch.cat([generate(zc, yc) for _, zc, yc in parts]).flatten(1)     # (k, D)
         return bank_images[cls]
 
     fills, found = [], []

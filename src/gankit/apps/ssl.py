@@ -137,7 +137,8 @@ class SSLStep(Step):
         if self.D_ema is not None:
             ema_update(self.D_ema, self.D, cfg.ema_decay)
         acc = (l_lab.argmax(1) == y_lab).float().mean()
-        self.tally.add(supervised, unsupervised, loss_g, consistency, acc, torch.sigmoid(torch.logsumexp(l_unl.float(), 1)).mean(),
+        self.tally.add(supervised, unsupervised, loss_g, consistency, acc,
+                       torch.sigmoid(torch.logsumexp(l_unl.float(), 1)).mean(),
                        torch.sigmoid(torch.logsumexp(l_fake, 1)).mean())
 
 
