@@ -5,15 +5,15 @@ For an image x with known pixels M (1 = known, 0 = missing), search the latent s
 matches the known pixels, then fill the hole from G(z):
     loss(z) = || W * (G(z) - x) ||_1  +  prior_weight * (-log D(G(z)))
 the context loss weighing every known pixel alike (window 0, the default), or each by how many of its neighbours
-(window x window) are missing (Yeh et al.'s W: on MNIST it lost 3 points of class accuracy with the centre mask and
-10 with the lower half missing, as it ignores the known strokes away from the hole), the prior loss keeping G(z)
-where D finds it real (in D's logits, softplus(-D(G(z))), the non-saturating form of their log(1 - D(G(z)))).
-Restarts: one bank of `candidates` draws of z, shared by all the images, is scored for each image by the weighted
-squared error on its known pixels (one forward of G per draw, one matrix product; the bank's images take candidates
-x pixels x 4 bytes), the best `restarts` per image are optimised with Adam for `steps`, and the one with the lowest
-final loss fills the hole. A conditional G gets the asked class, or, when none is asked, the candidates are spread
-over every class, the best of each class are optimised (restarts / classes of each, at least one), and the lowest
-final loss picks the class as well.
+(window x window) are missing (Yeh et al.'s W; on MNIST with the lower half missing it read 9 points worse, 81.6
+against 90.1 %, as it ignores the known strokes away from the hole, and level with the centre mask: README), the
+prior loss keeping G(z) where D finds it real (in D's logits, softplus(-D(G(z))), the non-saturating form of their
+log(1 - D(G(z)))). Restarts: one bank of `candidates` draws of z, shared by all the images, is scored for each image
+by the weighted squared error on its known pixels (one forward of G per draw, one matrix product; the bank's images
+take candidates x pixels x 4 bytes), the best `restarts` per image are optimised with Adam for `steps`, and the one
+with the lowest final loss fills the hole. A conditional G gets the asked class, or, when none is asked, the
+candidates are spread over every class, the best of each class are optimised (restarts / classes of each, at least
+one), and the lowest final loss picks the class as well.
 
     gankit inpaint RUN --images FILE.npz|DIR|heldout --mask center|random|half|FILE --out DIR [--class K]
 """
@@ -76,7 +76,7 @@ class Search:
     steps: int = 300
     lr: float = 0.03
     prior_weight: float = 0.003
-    window: int = 0            # 0: every known pixel alike; 7: Yeh et al.'s weighting (README's screening)
+    window: int = 0            # 0: every known pixel alike; 7: Yeh et al.'s weighting (README's inpainting tables)
     batch_size: int = 256      # images per batch of the search (each with `restarts` latents)
     precision: str = "auto"    # as training's field: bf16 autocast where the hardware runs it fast, else fp32
 
