@@ -132,28 +132,37 @@ def test_train_classify_and_resume(tmp_path, cli):
             assert torch.equal(a[part][name], b[part][name]), f"{part}.{name} differs after resume"
 
 
-def test_unlabeled_weight_zero_leaves_g_out_of_d(tmp_path):
-    """With unlabeled_weight 0, D's update depends on the labelled batch alone: two different G give the same D."""
+def _ssl_cfg(**changes):
     from gankit import config
+
+    return config.load(None, dict(zip([a.lstrip("-") for a in SSL[:-1:2]], SSL[1:-1:2]), **changes))
+
+
+def _d_after_one_step(cfg, x, y, variant: int, vary, at: int = 0) -> torch.Tensor:
+    """D's output bias after one SSLStep at step `at` from a fixed start, where vary(G, D) -> (G, teacher), called
+    under the seed `variant`, makes the one thing that differs between the calls compared."""
     from gankit.step import make_optimizers
 
-    cfg = config.load(None, dict(zip([a.lstrip("-") for a in SSL[:-1:2]], SSL[1:-1:2]), unlabeled_weight=0,
-                                                                                   ssl_consistency=0))
+    torch.manual_seed(0)
+    G, D = ssl.build_models(cfg, (1, 8, 8), 10)
+    D.init_from_batch(x)
+    torch.manual_seed(variant)
+    G, teacher = vary(G, D)
+    opt_g, opt_d = make_optimizers(cfg, G, D)
+    step = ssl.SSLStep(cfg, G, D, teacher, opt_g, opt_d, torch.device("cpu"))
+    torch.manual_seed(3)
+    step(lambda: (x, y, x), at)
+    return D.out.bias.detach().clone()
+
+
+def test_unlabeled_weight_zero_leaves_g_out_of_d(tmp_path):
+    """With unlabeled_weight 0, D's update depends on the labelled batch alone: two different G give the same D."""
+    cfg = _ssl_cfg(unlabeled_weight=0, ssl_consistency=0)
     torch.manual_seed(0)
     x = torch.rand(32, 1, 8, 8) * 2 - 1
     y = torch.randint(10, (32,))
-    outs = []
-    for g_seed in (1, 2):
-        torch.manual_seed(0)
-        G, D = ssl.build_models(cfg, (1, 8, 8), 10)
-        D.init_from_batch(x)
-        torch.manual_seed(g_seed)
-        G = ssl_models.Generator(8, (1, 8, 8), 16, 1)
-        opt_g, opt_d = make_optimizers(cfg, G, D)
-        step = ssl.SSLStep(cfg, G, D, None, opt_g, opt_d, torch.device("cpu"))
-        torch.manual_seed(3)
-        step(lambda: (x, y, x), 0)
-        outs.append(D.out.bias.detach().clone())
+    other_g = lambda G, D: (ssl_models.Generator(8, (1, 8, 8), 16, 1), None)   # noqa: E731
+    outs = [_d_after_one_step(cfg, x, y, g_seed, other_g) for g_seed in (1, 2)]
     assert torch.equal(outs[0], outs[1])
     assert not torch.equal(outs[0], torch.zeros_like(outs[0]))
 
@@ -163,24 +172,15 @@ def test_consistency_pulls_d_towards_its_teacher():
     ssl_consistency > 0."""
     import copy
 
-    from gankit import config
-    from gankit.step import make_optimizers
+    def other_teacher(G, D):
+        teacher = copy.deepcopy(D)
+        teacher.out.bias.data.normal_(0, 3)                       # two teachers that predict different classes
+        return G, teacher.eval()
 
     x = torch.rand(32, 1, 8, 8) * 2 - 1
     y = torch.randint(10, (32,))
     for weight in (0.0, 5.0):
-        cfg = config.load(None, dict(zip([a.lstrip("-") for a in SSL[:-1:2]], SSL[1:-1:2]), ssl_consistency=weight))
-        outs = []
-        for teacher_seed in (1, 2):
-            torch.manual_seed(0)
-            G, D = ssl.build_models(cfg, (1, 8, 8), 10)
-            D.init_from_batch(x)
-            torch.manual_seed(teacher_seed)
-            teacher = copy.deepcopy(D)
-            teacher.out.bias.data.normal_(0, 3)                   # two teachers that predict different classes
-            opt_g, opt_d = make_optimizers(cfg, G, D)
-            step = ssl.SSLStep(cfg, G, D, teacher.eval(), opt_g, opt_d, torch.device("cpu"))
-            torch.manual_seed(3)
-            step(lambda: (x, y, x), ssl.CONSISTENCY_RAMPUP)        # past the ramp-up
-            outs.append(D.out.bias.detach().clone())
+        cfg = _ssl_cfg(ssl_consistency=weight)
+        outs = [_d_after_one_step(cfg, x, y, teacher_seed, other_teacher, at=ssl.CONSISTENCY_RAMPUP)  # past the ramp
+                for teacher_seed in (1, 2)]
         assert torch.equal(outs[0], outs[1]) == (weight == 0)
