@@ -136,7 +136,7 @@ def complete(G, D, x: torch.Tensor, mask: torch.Tensor, prior: str, search: Sear
             ys = y_bank if cls is None else torch.full((k,), cls, device=device)
             with torch.no_grad():
                 parts = _split(bank, ys, 4 * search.batch_size)
-                bank_images[cls] = torch.cat([generate(zc, yc) for _, zc, yc in parts]).flatten(1)     # (k, D)
+                bank_images[cls] = torch.cat([generate(zc, yc) for zc, yc in parts]).flatten(1)     # (k, D)
         return bank_images[cls]
 
     fills, found = [], []
@@ -188,8 +188,9 @@ def complete(G, D, x: torch.Tensor, mask: torch.Tensor, prior: str, search: Sear
 
 
 def _split(z: torch.Tensor, y: torch.Tensor | None, size: int):
+    """(z, y) in chunks of `size` rows; y None stays None."""
     for i in range(0, z.shape[0], size):
-        yield i, z[i: i + size], (None if y is None else y[i: i + size])
+        yield z[i: i + size], (None if y is None else y[i: i + size])
 
 
 def psnr_on_hole(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
