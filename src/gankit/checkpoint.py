@@ -22,11 +22,11 @@ import torch
 from torch import nn
 
 from gankit.errors import UserError
+from gankit.models import discriminator_from_spec, generator_from_spec
 
 LATEST = "latest.pt"
 FORMAT = 3  # 1: written by train.py itself; 2: TrainState.capture; 3: with a checksum and the rollback state
 _STEP_FILE = re.compile(r"step-(\d+)\.pt$")
-
 
 
 def sha256_file(path: Path) -> str:
@@ -103,10 +103,62 @@ class TrainState:
             raise UserError(f"checkpoint: its counters or RNG states are damaged ({type(e).__name__})") from None
 
 
+@dataclass
+class Saved:
+    """A checkpoint read back: what `TrainState.capture` wrote, by name, so that no reader indexes the file by its
+    keys. `read(run_or_file)` makes one."""
+    path: Path
+    state: dict
+
+    @property
+    def config(self) -> dict:
+        return self.state["config"]
+
+    @property
+    def task(self) -> str:
+        return self.config.get("task", "gan")
+
+    @property
+    def step(self) -> int | None:
+        return self.state.get("step")
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.state.get("class_names", []))
+
+    @property
+    def has_ema(self) -> bool:
+        """Whether the run kept an averaged G."""
+        return self.state.get("G_ema") is not None
+
+    def generator(self, ema: bool = True) -> nn.Module:
+        """G rebuilt (in eval mode): its averaged weights when the run kept them and ema is True."""
+        try:
+            return generator_from_state(self.state, ema).eval()
+        except UserError as e:
+            raise UserError(f"{e} (in {self.path})") from None
+
+    def discriminator(self, ema: bool = False) -> nn.Module:
+        """D rebuilt (in eval mode, no gradients): its averaged weights (the ssl classifier's) when ema is True and the
+        run kept them."""
+        try:
+            D = discriminator_from_spec(self.state["D_spec"])
+            use_ema = ema and self.state.get("D_ema") is not None
+            D.load_state_dict(self.state["D_ema"] if use_ema else self.state["D"])
+        except Exception as e:  # noqa: BLE001: any constructor or loading error of a damaged file is the file's fault
+            raise UserError(f"checkpoint: its discriminator cannot be rebuilt ({type(e).__name__}) (in "
+                            f"{self.path})") from None
+        return D.eval().requires_grad_(False)
+
+
+def read(run_or_file: str | Path, step: int | None = None, map_location="cpu") -> Saved:
+    """The checkpoint of a run folder (its latest, or that of `step`) or a checkpoint file, checked and read."""
+    path = find(run_or_file, step)
+    return Saved(path, load(path, map_location))
+
+
 def generator_from_state(state: dict, ema: bool = True) -> nn.Module:
     """G rebuilt from a checkpoint's contents: the averaged weights when the run kept them (and ema is True)."""
-    from gankit.models import generator_from_spec
-
     spec = state.get("G_spec")
     if not isinstance(spec, dict):
         raise UserError("checkpoint: it holds no generator spec (G_spec), so G cannot be rebuilt")
