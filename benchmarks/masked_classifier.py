@@ -13,7 +13,7 @@ import torch
 from gankit import config
 from gankit.apps import inpaint
 from gankit.metrics import classifier as clf
-from gankit.train import load_parts
+from gankit.setup import load_parts
 
 data_dir = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/mnist"
 mask = sys.argv[2] if len(sys.argv) > 2 else "center"

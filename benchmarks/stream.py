@@ -119,7 +119,7 @@ def speed(held, streamed, images: Path, size: int, widths: int, rounds: int, rou
     from gankit import config, distributed
     from gankit.data.stream import PREFETCH, Draw
     from gankit.step import Step, make_optimizers
-    from gankit.train import build_models, fixed_inputs, resolve
+    from gankit.setup import build_models, fixed_inputs, resolve
 
     cfg = config.load(None, {"data": f"folder:{images}", "img_size": size, "g_width": widths, "d_width": widths})
     cfg = resolve(cfg, held)

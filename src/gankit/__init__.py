@@ -5,8 +5,6 @@ gankit.inpaint, gankit.upscale and gankit.classify (see gankit/api.py).
 Importing gankit loads neither torch nor the models; each function imports what it needs when called.
 """
 
-import sys
-
 __version__ = "0.1.0"
 
 __all__ = ["Config", "load_config", "train", "load", "evaluate", "inpaint", "upscale", "classify", "__version__"]
@@ -17,11 +15,7 @@ def __getattr__(name):  # PEP 562: the API on first use, so that `gankit --versi
         from gankit.config import Config
 
         return Config
-    if name == "train":  # the module gankit/train.py, made callable: gankit.train(cfg) is api.train(cfg)
-        import gankit.train
-
-        return sys.modules["gankit.train"]
-    if name in ("load_config", "load", "evaluate", "inpaint", "upscale", "classify"):
+    if name in ("load_config", "train", "load", "evaluate", "inpaint", "upscale", "classify"):
         from gankit import api
 
         return getattr(api, name)

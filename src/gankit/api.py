@@ -31,8 +31,7 @@ def train(config: Config | str | None = None, *, resume: str | Path | None = Non
     with only the fields that may change on resume (steps, log_every, ...) taken from `fields`.
     progress: a progress bar; False prints one line every log_every steps.
     """
-    from gankit import run
-    from gankit.train import train as train_loop
+    from gankit import run, tasks
 
     _log_to_stderr()
     run_dir = None
@@ -48,7 +47,7 @@ def train(config: Config | str | None = None, *, resume: str | Path | None = Non
         validate(cfg)  # a Config built by hand has not been checked yet
     else:
         cfg = _load(config, fields)
-    return train_loop(cfg, resume=run_dir, progress=progress)
+    return tasks.train(cfg, resume=run_dir, progress=progress)
 
 
 def _log_to_stderr() -> None:
@@ -116,7 +115,7 @@ def upscale(run: str | Path, images: str | Path, out: str | Path = "upscaled", *
     """Upscale `images` (FILE.npz, a folder, or "heldout") with a `task: sr` run's G into the new folder `out`;
     originals (heldout, or from_high_res=True) are downscaled first and scored against bicubic. Returns the files
     written."""
-    from gankit.apps.sr import upscale_images
+    from gankit.apps.upscale import upscale_images
     from gankit.run import find_run
 
     _log_to_stderr()
@@ -127,7 +126,7 @@ def classify(run: str | Path, images: str | Path, out: str | Path | None = None,
              runs: str | Path = "runs") -> str:
     """Label `images` (FILE.npz, a folder, or "heldout") with a `task: ssl` run's classifier; with labels, its
     error too. Writes index,class,probability rows to `out` (a new CSV file) when given; returns a summary."""
-    from gankit.apps.ssl import classify as _classify
+    from gankit.apps.classify import classify as _classify
     from gankit.run import find_run
 
     _log_to_stderr()

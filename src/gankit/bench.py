@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from gankit import distributed
 from gankit.config import Config
 from gankit.errors import UserError
+from gankit.data.stream import Batches
+from gankit.setup import build_models, fixed_inputs, load_data, resolve, resolve_device
 from gankit.step import Step, autocast_dtype, make_optimizers
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -157,8 +159,6 @@ def _peak_memory(device: torch.device) -> int:
 def bench(cfg: Config, timed_steps: int = 20, rounds: int = 3, warmup: int = 5, reference: bool = False,
           progress=print) -> dict:
     """Measure gankit's step (and the reference's) on cfg's data and models; returns a dict of results."""
-    from gankit.train import Batches, build_models, fixed_inputs, load_data, resolve, resolve_device
-
     if reference and (cfg.model != "dcgan" or cfg.cond != "none"):
         raise UserError("bench: --reference compares with pytorch/examples' unconditional DCGAN; use model dcgan "
                         "with cond none")

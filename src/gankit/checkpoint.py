@@ -66,6 +66,11 @@ class TrainState:
     batches: int = 0       # global batches drawn from the data: where training stands in its epochs
     lr_factor: float = 1.0  # the divergence guard's product of rollback_lr_factor over the rollbacks so far
     rollbacks: int = 0     # rollbacks so far (guard.py)
+    D_ema: nn.Module | None = None  # an averaged D, when the task keeps one (ssl: the classifier that is scored)
+
+    def modules(self) -> list:
+        """The models and optimizers whose values must stay finite (the divergence guard checks them)."""
+        return [m for m in (self.G, self.D, self.G_ema, self.D_ema, self.opt_g, self.opt_d) if m is not None]
 
     def capture(self, rng) -> dict:
         """A CPU snapshot of the whole state; `rng` is rng_state() (or one per process under torchrun)."""
@@ -78,6 +83,7 @@ class TrainState:
             "step": self.step, "nimg": self.nimg, "batches": self.batches,
             "lr_factor": self.lr_factor, "rollbacks": self.rollbacks,
             "config": self.config, "class_names": list(self.class_names), "rng": rng,
+            **({"D_ema": self.D_ema.state_dict()} if self.D_ema is not None else {}),
         })
 
     def restore(self, state: dict, rank: int = 0, rng: bool = True) -> None:
@@ -86,6 +92,8 @@ class TrainState:
         parts = [(self.G, "G"), (self.D, "D"), (self.opt_g, "opt_g"), (self.opt_d, "opt_d")]
         if self.G_ema is not None:
             parts.append((self.G_ema, "G_ema" if state.get("G_ema") is not None else "G"))
+        if self.D_ema is not None:
+            parts.append((self.D_ema, "D_ema" if state.get("D_ema") is not None else "D"))
         for target, key in parts:
             try:
                 target.load_state_dict(state[key])

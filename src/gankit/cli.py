@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from gankit.errors import UserError
+from gankit.errors import Terminated, UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -109,9 +109,9 @@ def cmd_train(args) -> int:
     if args.dry_run:
         print(config_mod.dump(cfg), end="")
         return 0
-    from gankit.train import train
+    from gankit import tasks
 
-    train(cfg, resume=run_dir, progress=not args.no_progress, force=args.force)
+    tasks.train(cfg, resume=run_dir, progress=not args.no_progress, force=args.force)
     return 0
 
 
@@ -524,7 +524,7 @@ def _add_upscale(sub) -> None:
 
 
 def cmd_upscale(args) -> int:
-    from gankit.apps.sr import upscale_images
+    from gankit.apps.upscale import upscale_images
 
     for f in upscale_images(args.source, args.images, args.out, args.from_high_res, args.device, args.checkpoint):
         if f.endswith(".md"):
@@ -544,7 +544,7 @@ def _add_classify(sub) -> None:
 
 
 def cmd_classify(args) -> int:
-    from gankit.apps.ssl import classify
+    from gankit.apps.classify import classify
 
     summary = classify(args.source, args.images, args.out, args.checkpoint)
     print(summary)
@@ -635,6 +635,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("gankit: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except Exception as e:  # noqa: BLE001: only a failed allocation is turned into a line; anything else is a bug
         text = f"{type(e).__name__}: {e}"
         if isinstance(e, MemoryError) or "OutOfMemoryError" in text or "can't allocate memory" in text:

@@ -87,3 +87,22 @@ def barrier(ctx: Context) -> None:
 def shutdown(ctx: Context) -> None:
     if ctx.world_size > 1 and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def broadcast_object(value, ctx: Context):
+    """Rank 0's value of a picklable object, on every rank (the run folder's path)."""
+    if ctx.world_size == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_object(value, ctx: Context):
+    """Every rank's value, as a list in rank order (their RNG states); the value itself in a single process."""
+    if ctx.world_size == 1:
+        return value
+    values = [None] * ctx.world_size
+    dist.all_gather_object(values, value)
+    return values
+

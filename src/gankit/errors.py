@@ -11,3 +11,9 @@ class ConfigError(UserError):
     def __init__(self, field: str, message: str):
         self.field = field
         super().__init__(f"{field}: {message}")
+
+
+class Terminated(BaseException):
+    """SIGTERM (what a scheduler sends before it kills a job), raised in the main thread while a run trains, as Ctrl-C
+    raises KeyboardInterrupt, so that the run saves its last clean state the same way (session.py)."""
+

@@ -38,14 +38,14 @@ class Divergence:
         self.good: dict | None = None     # a TrainState.capture(): CPU tensors
         self.good_step = -1
 
-    def keep(self, snapshot: dict) -> None:
-        """`snapshot` (a capture taken after a clean check) is the state to return to."""
-        self.good, self.good_step = snapshot, snapshot["step"]
+    def keep(self, snapshot: dict, step: int) -> None:
+        """`snapshot` (a capture taken after a clean check, at `step`) is the state to return to."""
+        self.good, self.good_step = snapshot, step
 
     def is_clean(self, nonfinite_updates: int) -> bool:
         """No skipped update since the last check, and every weight, statistic and optimizer moment finite."""
         s = self.state
-        return nonfinite_updates == 0 and checkpoint.all_finite(s.G, s.D, s.G_ema, s.opt_g, s.opt_d)
+        return nonfinite_updates == 0 and checkpoint.all_finite(*s.modules())
 
     def rollback(self, nonfinite_updates: int, last_checkpoint: str | None) -> str:
         """Return to the last good state with lower learning rates; returns the line to log. Raises a UserError

@@ -181,6 +181,13 @@ class Step:
         self.compile_seconds = None  # when compiling: how long the first step took, compilation included
         self.lr_factor = 1.0  # the divergence guard's factor on both learning rates (guard.py)
 
+    def set_lr(self, step: int) -> None:
+        """Both learning rates for training step `step`: the decay schedule times the divergence guard's factor."""
+        cfg = self.cfg
+        for opt, lr in ((self.opt_g, cfg.g_lr), (self.opt_d, cfg.d_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr * lr_scale(cfg, step) * self.lr_factor
+
     def autocast(self):
         return torch.autocast(self.device.type, self.dtype or torch.float32, enabled=self.dtype is not None)
 
@@ -219,9 +226,7 @@ class Step:
     def __call__(self, real_batch, step: int) -> None:
         cfg, G, D = self.cfg, self.G_fwd, self.D_fwd
         t0 = time.perf_counter() if self.compile_seconds is None and cfg.compile != "off" else None
-        for opt, lr in ((self.opt_g, cfg.g_lr), (self.opt_d, cfg.d_lr)):
-            for group in opt.param_groups:
-                group["lr"] = lr * lr_scale(cfg, step) * self.lr_factor
+        self.set_lr(step)
 
         # ---- D: d_steps updates, each the survey's three steps --------------------------------------------------
         fake_graph = None  # G's last batch with its graph, for G's update when reuse_fake

@@ -1,29 +1,7 @@
-"""What GANs are for, beyond sampling: the survey's applications, each built from gankit's own parts.
+"""What GANs are for, beyond sampling: the survey's applications in use, on a trained run. Their training is a task
+of gankit/tasks/; what is here only loads a run and applies it, and never imports the training code.
 
-    missing labels  task: ssl   apps/ssl.py      D becomes a (K+1)-way classifier (Salimans et al. 2016)
-    missing data    gankit inpaint  apps/inpaint.py  search z so that G(z) matches the known pixels (Yeh et al. 2017)
-    super-resolution task: sr   apps/sr.py       G maps low-resolution images to high (SRGAN, Ledig et al. 2017)
-
-`train(cfg)` runs the loop of cfg.task; `gankit.train.train(cfg)` hands every task other than gan to it.
+    missing data      gankit inpaint   apps/inpaint.py   search z so that G(z) matches the known pixels (Yeh et al. 2017)
+    super-resolution  gankit upscale   apps/upscale.py   a task sr run's G on low-resolution images (SRGAN)
+    missing labels    gankit classify  apps/classify.py  a task ssl run's D as a classifier (Salimans et al. 2016)
 """
-
-from __future__ import annotations
-
-from pathlib import Path
-
-from gankit.config import Config
-
-
-def train(cfg: Config, resume: Path | None = None, progress: bool = True, force: bool = False) -> Path:
-    """Train what cfg.task says; returns the run folder."""
-    if cfg.task == "ssl":
-        from gankit.apps import ssl
-
-        return ssl.train(cfg, resume, progress, force)
-    if cfg.task == "sr":
-        from gankit.apps import sr
-
-        return sr.train(cfg, resume, progress, force)
-    from gankit.train import train as train_gan
-
-    return train_gan(cfg, resume, progress, force)

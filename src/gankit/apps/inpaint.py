@@ -20,6 +20,7 @@ one), and the lowest final loss picks the class as well.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +29,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from gankit import checkpoint, viz
+from gankit import checkpoint, config as config_mod, outputs, viz
+from gankit.apps.common import new_folder, read_images, save_npz
+from gankit.config import POINT_DATASETS
 from gankit.errors import UserError
 from gankit.latent import project_to_sphere, sample_z
 from gankit.metrics import classifier as clf
+from gankit.setup import held_out, load_parts
+from gankit.step import autocast_dtype
 
 MASKS = ("center", "random", "half")
 RANDOM_MISSING = 0.8   # the random mask removes 80 % of the pixels, as Yeh et al.'s
@@ -108,83 +113,96 @@ def complete(G, D, x: torch.Tensor, mask: torch.Tensor, prior: str, search: Sear
     c_dim = getattr(G, "c_dim", 0)
     if labels is not None and not c_dim:
         raise UserError("inpaint: --class needs a conditional run; this generator has no classes")
-    gen = torch.Generator().manual_seed(seed)
-    from gankit.step import autocast_dtype
-
-    dtype = autocast_dtype(search.precision, device)
-
-    def losses(*args):  # G and D under the training's precision policy; the losses themselves in fp32
-        with torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None):
-            return _losses(*args)
-
-    def generate(z, y):
-        with torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None):
-            return G(z, y).float()
-
-    k = search.candidates
-    searched = bool(c_dim) and labels is None               # a conditional G whose class the search picks
-    if searched and k < c_dim:
-        raise UserError(f"inpaint: --candidates {k} cannot search {c_dim} classes; draw at least {c_dim}")
-    # One bank of candidates for every image: its latents, their classes when the class is searched (spread over
-    # the classes), and G's images of them, made once per asked class (None: unconditional or searched).
-    bank = sample_z(k, G.z_dim, prior, gen).to(device)                                           # (k, z_dim)
-    y_bank = (torch.arange(k) % c_dim).to(device) if searched else None
-    bank_images = {}
-
-    def candidates(cls: int | None) -> torch.Tensor:
-        if cls not in bank_images:
-            ys = y_bank if cls is None else torch.full((k,), cls, device=device)
-            with torch.no_grad():
-                parts = _split(bank, ys, 4 * search.batch_size)
-                bank_images[cls] = torch.cat([generate(zc, yc) for zc, yc in parts]).flatten(1)     # (k, D)
-        return bank_images[cls]
-
+    bank = _Bank(G, prior, search, searched=bool(c_dim) and labels is None, seed=seed)
     fills, found = [], []
     chunks = list(range(0, n, search.batch_size))
     for start in tqdm(chunks, desc="inpaint", unit="batch", disable=not progress):
         sl = slice(start, start + search.batch_size)
-        xb, mb = x[sl].to(device), mask[sl].to(device)
-        wb = context_weights(mb, search.window)
-        b = xb.shape[0]
         yb = None if labels is None else labels[sl].to(device)
-        # ---- candidates: each image scores the bank by the weighted squared error on its known pixels, the best
-        # `restarts` go on (with a searched class, the best of every class: the best overall are often of one) ------
-        wf, xf = wb.flatten(1), xb.flatten(1)                                                   # (b, D)
-        ctx_loss = torch.empty(b, k, device=device)
-        for cls in ([None] if yb is None else yb.unique().tolist()):
-            rows = slice(None) if cls is None else (yb == cls)
-            g, w_, x_ = candidates(cls), wf[rows], xf[rows]
-            # sum_d w (g - x)^2 = sum w x^2 - 2 (w x) . g + w . g^2, for every image and candidate at once
-            ctx_loss[rows] = (w_ * x_ ** 2).sum(1, keepdim=True) - 2 * (w_ * x_) @ g.T + w_ @ (g ** 2).T
-        if searched:
-            per = max(1, -(-search.restarts // c_dim))                                          # ceil(restarts / K)
-            best = torch.cat([of_k[ctx_loss[:, of_k].topk(min(per, len(of_k)), dim=1, largest=False).indices]
-                              for of_k in (torch.nonzero(y_bank == c)[:, 0] for c in range(c_dim))], 1)
-        else:
-            best = ctx_loss.topk(min(search.restarts, k), dim=1, largest=False).indices         # (b, r)
-        r = best.shape[1]
-        z = bank[best.flatten()].clone().requires_grad_(True)                                    # (b*r, z_dim)
-        y = y_bank[best.flatten()] if searched else (None if yb is None else yb.repeat_interleave(r))
-        xr, wr = xb.repeat_interleave(r, 0), wb.repeat_interleave(r, 0)
-        # ---- restarts: Adam on z, the context loss plus the prior loss ---------------------------------------------
-        opt = torch.optim.Adam([z], lr=search.lr)
-        for _ in range(search.steps):
-            context, prior_loss, _ = losses(G, D, z, y, xr, wr, search.prior_weight)
-            opt.zero_grad(set_to_none=True)
-            (context + search.prior_weight * prior_loss).sum().backward()
-            opt.step()
-            with torch.no_grad():
-                z.copy_(_keep_in_prior(z, prior))
-        with torch.no_grad():
-            context, prior_loss, out = losses(G, D, z, y, xr, wr, search.prior_weight)
-            total = (context + search.prior_weight * prior_loss).view(b, r)
-            winner = total.argmin(1) + torch.arange(b, device=device) * r       # (b,)
-            fills.append(out[winner].float().cpu())
-            if y is not None:
-                found.append(y[winner].cpu())
+        fill, y = _search(G, D, bank, x[sl].to(device), mask[sl].to(device), yb, prior, search)
+        fills.append(fill)
+        if y is not None:
+            found.append(y)
     fill = torch.cat(fills)
     completed = mask * x + (1 - mask) * fill
     return completed, fill, (torch.cat(found) if found else None)
+
+
+class _Bank:
+    """One bank of `candidates` latents for every image: the latents, their classes when the class is searched
+    (spread over the classes), and G's images of them, made once per asked class (None: unconditional or searched).
+    G and D run under training's precision policy; the losses themselves in fp32."""
+
+    def __init__(self, G, prior: str, search: Search, searched: bool, seed: int):
+        self.G, self.search, self.searched = G, search, searched
+        self.device = next(G.parameters()).device
+        self.dtype = autocast_dtype(search.precision, self.device)
+        self.c_dim, k = getattr(G, "c_dim", 0), search.candidates
+        if searched and k < self.c_dim:
+            raise UserError(f"inpaint: --candidates {k} cannot search {self.c_dim} classes; draw at least {self.c_dim}")
+        self.z = sample_z(k, G.z_dim, prior, torch.Generator().manual_seed(seed)).to(self.device)   # (k, z_dim)
+        self.y = (torch.arange(k) % self.c_dim).to(self.device) if searched else None
+        self.images = {}
+
+    def autocast(self):
+        return torch.autocast(self.device.type, self.dtype or torch.float32, enabled=self.dtype is not None)
+
+    def candidates(self, cls: int | None) -> torch.Tensor:
+        """G's images of the bank (k, D) for class cls (None: the bank's own classes, or none)."""
+        if cls not in self.images:
+            k = self.z.shape[0]
+            ys = self.y if cls is None else torch.full((k,), cls, device=self.device)
+            with torch.no_grad(), self.autocast():
+                parts = _split(self.z, ys, 4 * self.search.batch_size)
+                self.images[cls] = torch.cat([self.G(zc, yc).float() for zc, yc in parts]).flatten(1)
+        return self.images[cls]
+
+    def best(self, xb: torch.Tensor, wb: torch.Tensor, yb: torch.Tensor | None) -> torch.Tensor:
+        """Indices (b, r) of the candidates each image optimises: the lowest weighted squared error on its known
+        pixels (with a searched class, the best of every class: the best overall are often of one)."""
+        wf, xf = wb.flatten(1), xb.flatten(1)                                                   # (b, D)
+        ctx_loss = torch.empty(xb.shape[0], self.z.shape[0], device=self.device)
+        for cls in ([None] if yb is None else yb.unique().tolist()):
+            rows = slice(None) if cls is None else (yb == cls)
+            g, w_, x_ = self.candidates(cls), wf[rows], xf[rows]
+            # sum_d w (g - x)^2 = sum w x^2 - 2 (w x) . g + w . g^2, for every image and candidate at once
+            ctx_loss[rows] = (w_ * x_ ** 2).sum(1, keepdim=True) - 2 * (w_ * x_) @ g.T + w_ @ (g ** 2).T
+        restarts = self.search.restarts
+        if not self.searched:
+            return ctx_loss.topk(min(restarts, self.z.shape[0]), dim=1, largest=False).indices   # (b, r)
+        per = max(1, -(-restarts // self.c_dim))                                                 # ceil(restarts / K)
+        return torch.cat([of_k[ctx_loss[:, of_k].topk(min(per, len(of_k)), dim=1, largest=False).indices]
+                          for of_k in (torch.nonzero(self.y == c)[:, 0] for c in range(self.c_dim))], 1)
+
+
+def _search(G, D, bank: _Bank, xb, mb, yb, prior: str, search: Search):
+    """One batch of images: the best candidates, each optimised with Adam on the context loss plus the prior loss;
+    the one with the lowest final loss fills the hole. Returns (fills (b, C, H, W) on the CPU, classes or None)."""
+    wb = context_weights(mb, search.window)
+    b = xb.shape[0]
+    best = bank.best(xb, wb, yb)
+    r = best.shape[1]
+    z = bank.z[best.flatten()].clone().requires_grad_(True)                                     # (b*r, z_dim)
+    y = bank.y[best.flatten()] if bank.searched else (None if yb is None else yb.repeat_interleave(r))
+    xr, wr = xb.repeat_interleave(r, 0), wb.repeat_interleave(r, 0)
+
+    def losses():
+        with bank.autocast():
+            return _losses(G, D, z, y, xr, wr, search.prior_weight)
+
+    opt = torch.optim.Adam([z], lr=search.lr)
+    for _ in range(search.steps):
+        context, prior_loss, _ = losses()
+        opt.zero_grad(set_to_none=True)
+        (context + search.prior_weight * prior_loss).sum().backward()
+        opt.step()
+        with torch.no_grad():
+            z.copy_(_keep_in_prior(z, prior))
+    with torch.no_grad():
+        context, prior_loss, out = losses()
+        total = (context + search.prior_weight * prior_loss).view(b, r)
+        winner = total.argmin(1) + torch.arange(b, device=xb.device) * r                          # (b,)
+        return out[winner].float().cpu(), (y[winner].cpu() if y is not None else None)
 
 
 def _split(z: torch.Tensor, y: torch.Tensor | None, size: int):
@@ -225,20 +243,14 @@ def nearest_fill(x: torch.Tensor, mask: torch.Tensor, train: torch.Tensor, chunk
 def load_models(source: str | Path, device: str = "cpu", step: int | None = None):
     """(G, D, config) of a GAN run: G its averaged weights when kept, D for the prior loss (None when D judges packs
     of samples, pack > 1, and cannot score one image)."""
-    from gankit.models import discriminator_from_spec
-
-    state = checkpoint.load(checkpoint.find(source, step))
-    cfg = state["config"]
-    if cfg.get("task", "gan") != "gan":
-        raise UserError(f"inpaint: {source} is a run of task {cfg['task']}; inpainting needs a GAN run (task gan)")
-    if cfg["data"] in ("ring", "grid"):
+    saved = checkpoint.read(source, step)
+    cfg = saved.config
+    if saved.task != "gan":
+        raise UserError(f"inpaint: {source} is a run of task {saved.task}; inpainting needs a GAN run (task gan)")
+    if cfg["data"] in POINT_DATASETS:
         raise UserError("inpaint: needs an image model; this run generates 2-D points")
-    G = checkpoint.generator_from_state(state).to(device).eval().requires_grad_(False)
-    D = None
-    if cfg.get("pack", 1) == 1:
-        D = discriminator_from_spec(state["D_spec"])
-        D.load_state_dict(state["D"])
-        D = D.to(device).eval().requires_grad_(False)
+    G = saved.generator().to(device).requires_grad_(False)
+    D = saved.discriminator().to(device) if cfg.get("pack", 1) == 1 else None
     return G, D, cfg
 
 
@@ -309,12 +321,6 @@ def inpaint(source: str | Path, images: str, mask: str, out: str | Path, cls: in
     """Fill the holes of `images` (FILE.npz, DIR, or heldout: the run's held-out images) with the run's G and write
     out/inpainted.npz, out/sheet.png and, when the images have labels, out/results.md and .json (class accuracy
     and PSNR on the hole, beside the masked input, a mean fill and a nearest-neighbour fill). Returns the scores."""
-    import json
-
-    from gankit import config as config_mod
-    from gankit.apps.common import new_folder, read_images, save_npz
-    from gankit.train import held_out, load_parts
-
     G, D, saved = load_models(source, device, step)
     cfg = config_mod.load(None, saved)
     out = Path(out)
@@ -357,8 +363,9 @@ def inpaint(source: str | Path, images: str, mask: str, out: str | Path, cls: in
             shown = {"original": x, "masked": baselines["masked input"], "mean fill": baselines["mean fill"],
                      "nearest": baselines["nearest training image"], "G(z)": fill, "completed": completed}
             title = f"{len(x)} images, mask {mask}" + (f", class {cls}" if cls is not None else "")
-            (out / "results.md").write_text(table(result["rows"], title))
-            (out / "results.json").write_text(json.dumps(result, indent=1))
+            md, record = table(result["rows"], title), json.dumps(result, indent=1)
+            outputs.write_atomic(out / "results.md", lambda tmp: tmp.write_text(md))
+            outputs.write_atomic(out / "results.json", lambda tmp: tmp.write_text(record))
             result["files"] += [str(out / "results.md"), str(out / "results.json")]
     sheet(shown, out / "sheet.png")
     result["files"].append(str(out / "sheet.png"))

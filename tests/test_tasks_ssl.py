@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 import gankit
 from gankit import data as datasets, losses
-from gankit.apps import ssl
+from gankit.apps import classify
+from gankit.tasks import ssl
 from gankit.errors import ConfigError, UserError
 from gankit.metrics.classifier import split_indices
 from gankit.models import ssl as ssl_models
@@ -111,9 +112,9 @@ def test_train_classify_and_resume(tmp_path, cli):
     assert [row["eval/held_out_error"] for row in rows if "eval/held_out_error" in row][-1] == r["held_out_error"]
 
     # the classifier, from Python and from the CLI, agrees with the run's own score
-    model = ssl.load_classifier(run)
+    model = classify.load_classifier(run)
     held = datasets.load("digits", img_size=8).subset(datasets.holdout_indices(1797, 100)[1])
-    assert ssl.error(model, held.floats(), held.y) == pytest.approx(r["held_out_error"])
+    assert classify.error(model, held.floats(), held.y) == pytest.approx(r["held_out_error"])
     code, out, err = cli("classify", run, "--images", "heldout", "--out", tmp_path / "labels.csv")
     assert code == 0, err
     assert f"{r['held_out_error']:.2%}" in out
