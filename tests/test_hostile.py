@@ -32,7 +32,7 @@ from conftest import TINY
 import gankit
 from gankit import checkpoint
 from gankit.cli import main
-from gankit.data import images
+from gankit.data import decode
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -598,7 +598,7 @@ def _files(root: Path) -> dict[Path, bytes]:
 @pytest.mark.parametrize("c", CASES, ids=[c.name for c in CASES])
 def test_hostile_case(c: Case, fx, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)                       # a crafted file that ran code would leave a file here
-    monkeypatch.setattr(images, "MAX_PIXELS", images.MAX_PIXELS)
+    monkeypatch.setattr(decode, "MAX_PIXELS", decode.MAX_PIXELS)
     w = tmp_path / "w"
     w.mkdir()
     argv = [str(a) for a in c.setup(w, fx)]

@@ -1,4 +1,4 @@
-"""Decoding one image file (gankit.data.images.open_image) and its use by folder data sets."""
+"""Decoding one image file (gankit.data.decode.open_image) and its use by folder data sets."""
 
 import io
 import logging
@@ -11,8 +11,8 @@ from PIL import Image
 from conftest import TINY
 from gankit import data
 from gankit.config import background_rgb
-from gankit.data import images
-from gankit.data.images import SkippedImage, open_image
+from gankit.data import decode
+from gankit.data.decode import SkippedImage, open_image
 
 
 def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
@@ -68,7 +68,7 @@ def test_animated_files_use_their_first_frame(tmp_path):
 def test_huge_files_are_skipped_by_name_before_decoding(tmp_path, monkeypatch, caplog):
     Image.new("L", (64, 64), 0).save(tmp_path / "big.png")
     Image.new("L", (8, 8), 0).save(tmp_path / "small.png")
-    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(decode, "MAX_PIXELS", 1000)
     with pytest.raises(SkippedImage, match="64x64 is over 1,000 pixels"):
         open_image(tmp_path / "big.png", "L")
     with caplog.at_level(logging.WARNING, logger="gankit"):

@@ -159,9 +159,35 @@ def _peak_memory(device: torch.device) -> int:
 def bench(cfg: Config, timed_steps: int = 20, rounds: int = 3, warmup: int = 5, reference: bool = False,
           progress=print) -> dict:
     """Measure gankit's step (and the reference's) on cfg's data and models; returns a dict of results."""
+    if cfg.task != "gan":
+        raise UserError(f"bench: times the GAN's training step (task gan); task {cfg.task} has a step of its own "
+                        "that bench does not build")
     if reference and (cfg.model != "dcgan" or cfg.cond != "none"):
         raise UserError("bench: --reference compares with pytorch/examples' unconditional DCGAN; use model dcgan "
                         "with cond none")
+    cfg, runs, step, device = _set_up(cfg, reference)
+    dtype = autocast_dtype(cfg.precision, device)
+    results, notes = {name: Result(name, [], cfg.batch_size) for name in runs}, []
+    first_step = None
+    for name, fn in runs.items():
+        seconds = _first_steps(results[name], fn, device, warmup, cfg, notes)
+        first_step = seconds if name == "gankit" else first_step
+    for r in range(rounds):
+        for name, fn in runs.items():
+            results[name].sec_per_step.append(timed(fn, timed_steps, device))
+        progress(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {cfg.batch_size / results[n].sec_per_step[-1]:.1f} "
+                                                          f"img/s" for n in runs))
+    peak = {"fp32": peak_flops(device, torch.float32)}
+    if dtype is not None:
+        peak["bf16"] = peak_flops(device, torch.bfloat16)
+    return {"config": cfg, "device": describe_device(device), "precision": "bf16" if dtype else "fp32",
+            "results": results, "first_step_sec": first_step, "peak_flops": peak,
+            "threads": torch.get_num_threads(), "timed_steps": timed_steps, "rounds": rounds, "notes": notes}
+
+
+def _set_up(cfg: Config, reference: bool):
+    """(resolved cfg, {name: fn(k) running step k}, gankit's Step, device): gankit's step on cfg's data and models,
+    and with `reference` pytorch/examples' step beside it (fp32, and bf16 where the hardware runs it fast)."""
     ctx = distributed.Context()
     device = resolve_device(cfg.device, ctx)
     if device.type == "cuda":
@@ -187,49 +213,39 @@ def bench(cfg: Config, timed_steps: int = 20, rounds: int = 3, warmup: int = 5, 
     opt_g, opt_d = make_optimizers(cfg, G, D)
     fixed_inputs(cfg, data, G, D, device)
     step = Step(cfg, G, D, G_ema, opt_g, opt_d, device, ctx)
-    dtype = autocast_dtype(cfg.precision, device)
     runs = {"gankit": lambda k: step(real_batch, k)}
     if reference:
-        channels = data.shape[0]
-        runs["reference fp32"] = (lambda ref: (lambda k: ref(plain_batch, k)))(ReferenceStep(cfg, channels, device,
-                                                                                             None))
-        if dtype is not None:
-            runs["reference bf16"] = (lambda ref: (lambda k: ref(plain_batch, k)))(
-                ReferenceStep(cfg, channels, device, dtype))
+        dtype = autocast_dtype(cfg.precision, device)
+        for name, kind in (("reference fp32", None), ("reference bf16", dtype)):
+            if name.endswith("fp32") or dtype is not None:
+                ref = ReferenceStep(cfg, data.shape[0], device, kind)
+                runs[name] = (lambda ref: (lambda k: ref(plain_batch, k)))(ref)
+    return cfg, runs, step, device
 
-    results, first_step, notes = {name: Result(name, [], cfg.batch_size) for name in runs}, None, []
-    for name, fn in runs.items():
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        t0 = time.perf_counter()
-        fn(0)
-        synchronize(device)
-        if name == "gankit":
-            first_step = time.perf_counter() - t0
-        for k in range(1, warmup):
-            fn(k)
-        try:
-            results[name].flops = step_flops(fn, device, 0)
-        except RuntimeError:  # the counter's hooks cannot follow a double backward (R1's gradient penalty)
-            if cfg.r1_gamma > 0 and cfg.r1_every > 1 and name == "gankit":
-                results[name].flops = step_flops(fn, device, 1)
-                notes.append("gankit's FLOPs are those of a step without R1 (lazy R1 every "
-                             f"{cfg.r1_every} steps; the flop counter cannot follow R1's double backward)")
-            else:
-                results[name].flops = None
-                notes.append(f"{name}: FLOPs not counted (the flop counter cannot follow this step)")
-        results[name].memory = _peak_memory(device)
-    for r in range(rounds):
-        for name, fn in runs.items():
-            results[name].sec_per_step.append(timed(fn, timed_steps, device))
-        progress(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {cfg.batch_size / results[n].sec_per_step[-1]:.1f} "
-                                                          f"img/s" for n in runs))
-    peak = {"fp32": peak_flops(device, torch.float32)}
-    if dtype is not None:
-        peak["bf16"] = peak_flops(device, torch.bfloat16)
-    return {"config": cfg, "device": describe_device(device), "precision": "bf16" if dtype else "fp32",
-            "results": results, "first_step_sec": first_step, "peak_flops": peak,
-            "threads": torch.get_num_threads(), "timed_steps": timed_steps, "rounds": rounds, "notes": notes}
+
+def _first_steps(result: Result, fn, device, warmup: int, cfg: Config, notes: list) -> float:
+    """The first step (timed: compilation, allocation), the warm-up, the FLOPs of a step and the peak memory;
+    returns the first step's seconds."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    fn(0)
+    synchronize(device)
+    first = time.perf_counter() - t0
+    for k in range(1, warmup):
+        fn(k)
+    try:
+        result.flops = step_flops(fn, device, 0)
+    except RuntimeError:  # the counter's hooks cannot follow a double backward (R1's gradient penalty)
+        if cfg.r1_gamma > 0 and cfg.r1_every > 1 and result.name == "gankit":
+            result.flops = step_flops(fn, device, 1)
+            notes.append("gankit's FLOPs are those of a step without R1 (lazy R1 every "
+                         f"{cfg.r1_every} steps; the flop counter cannot follow R1's double backward)")
+        else:
+            result.flops = None
+            notes.append(f"{result.name}: FLOPs not counted (the flop counter cannot follow this step)")
+    result.memory = _peak_memory(device)
+    return first
 
 
 def describe_device(device: torch.device) -> str:

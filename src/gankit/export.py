@@ -5,7 +5,7 @@
                                 in gankit.models) and its constructor arguments; its inputs (z: shape, prior; y: class
                                 index and names) and its output (shape, layout, range, how to make uint8 pixels); the
                                 weights' SHA-256; the run and step it came from. Written last, so its presence marks a
-                                whole export. `load_generator(DIR)` rebuilds G from it.
+                                whole export. `load_generator(DIR)` (gankit.sample) rebuilds G from it.
     DIR/generator.onnx          (--onnx) inputs z (B, z_dim) float32 [and y (B,) int64], output images (B, C, H, W)
                                 or points (B, 2) for a 2-D run; B is dynamic
 
@@ -32,7 +32,8 @@ from safetensors.torch import save_file
 from gankit import __version__, outputs
 from gankit.checkpoint import sha256_file
 from gankit.errors import UserError
-from gankit.sample import EXPORT_META, EXPORT_WEIGHTS, load_sampler
+# Reading an export back is sample.py's (sampling must not need the writer); load_generator stays importable here.
+from gankit.sample import EXPORT_META, EXPORT_WEIGHTS, load_generator, load_sampler  # noqa: F401
 
 FORMAT_VERSION = 2  # 1: spec, prior and shape only; 2: architecture, arguments, inputs, output, weights' checksum
 PRIORS = {"normal": "z ~ N(0, I)", "uniform": "z ~ U[-1, 1]^z_dim",
@@ -150,42 +151,6 @@ def describe(G: torch.nn.Module, prior: str, class_names: list[str], shape: list
         "spec": dict(G.spec), "prior": prior, "z_dim": G.z_dim, "c_dim": G.c_dim, "class_names": class_names,
         "img_shape": shape, "is_points": not images,
     }
-
-
-def load_generator(folder: str | Path, device: str = "cpu") -> torch.nn.Module:
-    """G rebuilt from an export folder alone: generator.json's architecture and arguments, then the weights
-    (checked against the recorded SHA-256). In eval mode, on `device`."""
-    from safetensors.torch import load_file
-
-    from gankit.models import generator_from_spec
-
-    from gankit.checkpoint import check_spec
-
-    folder = Path(folder)
-    try:
-        meta = json.loads((folder / EXPORT_META).read_text(encoding="utf-8"))
-        if not isinstance(meta, dict):
-            raise ValueError(f"{EXPORT_META} holds no generator description")
-        if meta.get("architecture") is not None:  # format 2; format 1 had the spec alone
-            if not isinstance(meta.get("arguments"), dict):
-                raise ValueError(f"{EXPORT_META} holds no constructor arguments")
-            spec = {"arch": meta["architecture"], **meta["arguments"]}
-        else:
-            spec = meta["spec"]
-        if not isinstance(spec, dict):
-            raise ValueError(f"{EXPORT_META} holds no generator spec")
-        check_spec(spec)
-        weights = folder / Path(str(meta.get("weights", {}).get("file", EXPORT_WEIGHTS))).name
-        want = meta.get("weights", {}).get("sha256")
-        if want and sha256_file(weights) != want:
-            raise ValueError(f"{weights.name} does not match the SHA-256 in {EXPORT_META}")
-        G = generator_from_spec(spec)
-        G.load_state_dict(load_file(str(weights)))
-    except Exception as e:  # noqa: BLE001: a missing, truncated or edited export: json, safetensors and the model
-        # constructors raise many error types, and every one of them means the same to the user
-        detail = (str(e).splitlines() or [type(e).__name__])[0][:160]
-        raise UserError(f"export: cannot load the exported generator in {folder} ({detail})") from None
-    return G.to(device).eval()
 
 
 def export(source: str | Path, out: str | Path, step: int | None = None, onnx: bool = False,

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from gankit import checkpoint, distributed, viz
+from gankit import checkpoint, config as config_mod, distributed, viz
 from gankit.config import RESUMABLE_FIELDS, Config
 from gankit.errors import ConfigError, UserError
 
@@ -219,8 +219,6 @@ class RunFolder:
 
 def resume_config(run_dir: Path, overrides: dict) -> Config:
     """The saved config of a run, with only the fields that may change on resume overridden."""
-    from gankit import config as config_mod
-
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"resume: {run_dir} is not a run folder (no config.yaml)")
     try:

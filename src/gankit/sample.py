@@ -2,6 +2,9 @@
 
     sampler = load_sampler("runs/dcgan-digits")
     x = sampler(16, labels=torch.full((16,), 3), generator=torch.Generator().manual_seed(0))  # (16, 1, 32, 32)
+
+Reading an export back (load_generator) lives here, and writing one in gankit.export, which imports this module:
+sampling never needs the writer.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from gankit import checkpoint, outputs, viz
 from gankit.errors import UserError
 from gankit.latent import sample_labels, sample_z, truncate
+from gankit.models import generator_from_spec
 
 EXPORT_WEIGHTS = "generator.safetensors"
 EXPORT_META = "generator.json"
@@ -88,23 +93,47 @@ class Sampler:
         return self.decode(z, labels), labels
 
 
-def _from_checkpoint(path: Path, device) -> Sampler:
-    state = checkpoint.load(path)
-    try:
-        G = checkpoint.generator_from_state(state).to(device).eval()
-    except UserError as e:
-        raise UserError(f"{e} (in {path})") from None
-    cfg = state["config"]
+def _from_checkpoint(saved: checkpoint.Saved, device) -> Sampler:
+    G = saved.generator().to(device)
+    cfg = saved.config
     if cfg.get("prior") not in ("normal", "uniform", "sphere") or "data" not in cfg:
-        raise UserError(f"checkpoint: {path} holds a config without a valid prior or data set")
-    return Sampler(G, cfg["prior"], list(state.get("class_names", [])),
-                   {"config": cfg, "step": state.get("step"), "source": str(path), "data": cfg["data"],
-                    "ema": state.get("G_ema") is not None})
+        raise UserError(f"checkpoint: {saved.path} holds a config without a valid prior or data set")
+    return Sampler(G, cfg["prior"], saved.class_names,
+                   {"config": cfg, "step": saved.step, "source": str(saved.path), "data": cfg["data"],
+                    "ema": saved.has_ema})
+
+
+def load_generator(folder: str | Path, device: str = "cpu") -> torch.nn.Module:
+    """G rebuilt from an export folder alone: generator.json's architecture and arguments, then the weights
+    (checked against the recorded SHA-256). In eval mode, on `device`."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / EXPORT_META).read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError(f"{EXPORT_META} holds no generator description")
+        if meta.get("architecture") is not None:  # format 2; format 1 had the spec alone
+            if not isinstance(meta.get("arguments"), dict):
+                raise ValueError(f"{EXPORT_META} holds no constructor arguments")
+            spec = {"arch": meta["architecture"], **meta["arguments"]}
+        else:
+            spec = meta["spec"]
+        if not isinstance(spec, dict):
+            raise ValueError(f"{EXPORT_META} holds no generator spec")
+        checkpoint.check_spec(spec)
+        weights = folder / Path(str(meta.get("weights", {}).get("file", EXPORT_WEIGHTS))).name
+        want = meta.get("weights", {}).get("sha256")
+        if want and checkpoint.sha256_file(weights) != want:
+            raise ValueError(f"{weights.name} does not match the SHA-256 in {EXPORT_META}")
+        G = generator_from_spec(spec)
+        G.load_state_dict(load_file(str(weights)))
+    except Exception as e:  # noqa: BLE001: a missing, truncated or edited export: json, safetensors and the model
+        # constructors raise many error types, and every one of them means the same to the user
+        detail = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise UserError(f"export: cannot load the exported generator in {folder} ({detail})") from None
+    return G.to(device).eval()
 
 
 def _from_export(folder: Path, device) -> Sampler:
-    from gankit.export import load_generator
-
     try:
         meta = json.loads((folder / EXPORT_META).read_text(encoding="utf-8"))
         prior, class_names = meta["prior"], list(meta.get("class_names", []))
@@ -122,8 +151,6 @@ def _from_export(folder: Path, device) -> Sampler:
 
 def check_device(name: str) -> str:
     """cpu, cuda or cuda:N, and one that this machine has."""
-    import torch
-
     if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
         raise UserError(f"--device: {name!r} is not one of cpu, cuda, cuda:N")
     if name.startswith("cuda"):
@@ -140,7 +167,7 @@ def load_sampler(source: str | Path, device: str = "cpu", step: int | None = Non
     p = Path(source)
     if p.is_dir() and (p / EXPORT_META).is_file():
         return _from_export(p, device)
-    return _from_checkpoint(checkpoint.find(p, step), device)
+    return _from_checkpoint(checkpoint.read(p, step), device)
 
 
 def sample_paths(sampler: Sampler, n: int, labels: torch.Tensor | None, out: Path) -> list[Path]:

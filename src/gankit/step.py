@@ -173,7 +173,8 @@ class Step:
         self.dtype = autocast_dtype(cfg.precision, device)
         self.tally = Tally(device)
         # Penalties differentiate D's gradient (a double backward), which compiled graphs do not support.
-        penalised = cfg.r1_gamma > 0 or cfg.loss == "wgan-gp"
+        self.critic = cfg.loss == "wgan-gp"  # a critic's scores: the gradient penalty of WGAN-GP
+        penalised = cfg.r1_gamma > 0 or self.critic
         self.G_fwd = compile_module(G, cfg.compile)
         self.D_fwd = compile_module(D, "off" if penalised else cfg.compile)
         if penalised and cfg.compile != "off":
@@ -224,62 +225,17 @@ class Step:
             opt.step()
 
     def __call__(self, real_batch, step: int) -> None:
-        cfg, G, D = self.cfg, self.G_fwd, self.D_fwd
+        cfg = self.cfg
         t0 = time.perf_counter() if self.compile_seconds is None and cfg.compile != "off" else None
         self.set_lr(step)
-
-        # ---- D: d_steps updates, each the survey's three steps --------------------------------------------------
-        fake_graph = None  # G's last batch with its graph, for G's update when reuse_fake
+        # ---- D: d_steps updates, each the survey's three steps ----------------------------------------------------
         for i in range(cfg.d_steps):
-            x_real, y_real = real_batch()
-            z, y_fake = self.noise()
-            if cfg.reuse_fake and i == cfg.d_steps - 1:
-                with self.autocast():
-                    fake_graph = G(z, y_fake)
-                x_fake = fake_graph.detach()
-            else:
-                with torch.no_grad(), self.autocast():
-                    x_fake = G(z, y_fake)
-            xr, xf = self.d_input(x_real, step), self.d_input(x_fake.float(), step)
-            r1 = cfg.r1_gamma > 0 and step % cfg.r1_every == 0
-            if r1:
-                xr.requires_grad_(True)
-            with self.autocast():
-                # (1) real minibatch -> D's scores; (2) generated minibatch -> D's scores
-                d_real, d_fake = discriminate(D, xr, y_real, xf, y_fake, cfg.d_batching, cfg.pack)
-                d_real, d_fake = d_real.float(), d_fake.float()
-                loss_d = losses.d_loss(cfg.loss, d_real, d_fake, cfg.label_smooth)
-                penalty = torch.zeros((), device=self.device)
-                if r1:
-                    penalty = penalty + losses.r1_penalty(d_real, xr, cfg.r1_gamma * cfg.r1_every)
-                if cfg.loss == "wgan-gp":
-                    alpha = torch.rand(xr.shape[0], *([1] * (xr.dim() - 1)), device=self.device)
-                    penalty = penalty + losses.gradient_penalty(lambda x: self.D(x, y_real).float(), xr, xf,
-                                                                cfg.gp_weight, alpha)
-            self.update(self.opt_d, self.D, loss_d + penalty)  # (3) one update of D from both batches' gradients
-
-        # ---- G: g_steps updates through D, D's weights frozen --------------------------------------------------
+            (x_real, y_real), fake, (loss_d, penalty, d_real, d_fake) = self.d_update(real_batch, step,
+                                                                                    last=i == cfg.d_steps - 1)
+        # ---- G: g_steps updates through D, D's weights frozen ----------------------------------------------------
         self.D.requires_grad_(False)
         for i in range(cfg.g_steps):
-            with self.autocast():
-                if fake_graph is not None and i == 0:
-                    x_fake = fake_graph.float()
-                else:
-                    z, y_fake = self.noise()
-                    x_fake = G(z, y_fake).float()
-                if cfg.feature_matching:
-                    _, phi_real = D(self.d_input(x_real, step), y_real, with_features=True)
-                    _, phi_fake = D(self.d_input(x_fake, step), y_fake, with_features=True)
-                    loss_g = losses.feature_matching(phi_real.float(), phi_fake.float())
-                else:
-                    if cfg.d_batching == "mixed":  # D sees the same kind of batch as in its own update
-                        _, g_fake = discriminate(D, self.d_input(x_real, step), y_real, self.d_input(x_fake, step),
-                                                 y_fake, "mixed", cfg.pack)
-                    else:
-                        g_fake = D(self.d_input(x_fake, step), y_fake)
-                    loss_g = losses.g_loss(cfg.loss, g_fake.float())
-            self.update(self.opt_g, self.G, loss_g)
-            fake_graph = None
+            loss_g = self.g_update(x_real, y_real, fake if i == 0 else None, step)
         self.D.requires_grad_(True)
         if self.G_ema is not None:
             ema_update(self.G_ema, self.G, ema_decay(cfg, step))
@@ -287,3 +243,62 @@ class Step:
         self.tally.add(loss_d, loss_g, penalty, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean())
         if t0 is not None:
             self.compile_seconds = time.perf_counter() - t0
+
+    def d_update(self, real_batch, step: int, last: bool):
+        """One update of D: (1) a real minibatch through D, (2) a generated one, (3) one update from both. Returns
+        the real batch, G's batch with its graph and labels (on the last update with reuse_fake, for G's update;
+        else None) and the diagnostics (loss, penalty, D's logits on real and generated data)."""
+        cfg, G, D = self.cfg, self.G_fwd, self.D_fwd
+        fake_graph = None  # G's batch with its graph, for G's update when reuse_fake
+        x_real, y_real = real_batch()
+        z, y_fake = self.noise()
+        if cfg.reuse_fake and last:
+            with self.autocast():
+                fake_graph = G(z, y_fake)
+            x_fake = fake_graph.detach()
+        else:
+            with torch.no_grad(), self.autocast():
+                x_fake = G(z, y_fake)
+        xr, xf = self.d_input(x_real, step), self.d_input(x_fake.float(), step)
+        r1 = cfg.r1_gamma > 0 and step % cfg.r1_every == 0
+        if r1:
+            xr.requires_grad_(True)
+        with self.autocast():
+            # (1) real minibatch -> D's scores; (2) generated minibatch -> D's scores
+            d_real, d_fake = discriminate(D, xr, y_real, xf, y_fake, cfg.d_batching, cfg.pack)
+            d_real, d_fake = d_real.float(), d_fake.float()
+            loss_d = losses.d_loss(cfg.loss, d_real, d_fake, cfg.label_smooth)
+            penalty = torch.zeros((), device=self.device)
+            if r1:
+                penalty = penalty + losses.r1_penalty(d_real, xr, cfg.r1_gamma * cfg.r1_every)
+            if self.critic:
+                alpha = torch.rand(xr.shape[0], *([1] * (xr.dim() - 1)), device=self.device)
+                penalty = penalty + losses.gradient_penalty(lambda x: self.D(x, y_real).float(), xr, xf,
+                                                            cfg.gp_weight, alpha)
+        self.update(self.opt_d, self.D, loss_d + penalty)  # (3) one update of D from both batches' gradients
+        fake = (fake_graph, y_fake) if fake_graph is not None else None
+        return (x_real, y_real), fake, (loss_d, penalty, d_real, d_fake)
+
+    def g_update(self, x_real, y_real, fake, step: int) -> torch.Tensor:
+        """One update of G through D (whose weights the caller froze): on G's batch of D's last update when it kept
+        its graph (fake: (images, labels)), else on a new one."""
+        cfg, G, D = self.cfg, self.G_fwd, self.D_fwd
+        with self.autocast():
+            if fake is not None:
+                x_fake, y_fake = fake[0].float(), fake[1]
+            else:
+                z, y_fake = self.noise()
+                x_fake = G(z, y_fake).float()
+            if cfg.feature_matching:
+                _, phi_real = D(self.d_input(x_real, step), y_real, with_features=True)
+                _, phi_fake = D(self.d_input(x_fake, step), y_fake, with_features=True)
+                loss_g = losses.feature_matching(phi_real.float(), phi_fake.float())
+            else:
+                if cfg.d_batching == "mixed":  # D sees the same kind of batch as in its own update
+                    _, g_fake = discriminate(D, self.d_input(x_real, step), y_real, self.d_input(x_fake, step),
+                                             y_fake, "mixed", cfg.pack)
+                else:
+                    g_fake = D(self.d_input(x_fake, step), y_fake)
+                loss_g = losses.g_loss(cfg.loss, g_fake.float())
+        self.update(self.opt_g, self.G, loss_g)
+        return loss_g

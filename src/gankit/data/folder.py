@@ -1,17 +1,16 @@
-"""Folders of images (data: folder:PATH): the files and their labels, the resize policy, the one-line summary of
-what was read, and the choice between holding the set in memory and streaming it (data/stream.py).
+"""Folders of images (data: folder:PATH): the files and their labels, the resize policy, and the one-line summary of
+what was read. images.load_folder puts a folder together from these; whether the set is held in memory or streamed
+is data/stream.py's choice (hold_or_stream), for folders and tar shards alike.
 
 The resize policy decides what a non-square image becomes at img_size x img_size:
     crop     shorter side to img_size, then the centre square (what is outside it is cut)
     pad      longer side to img_size, then black borders to a square (nothing is cut)
     stretch  both sides to img_size (the aspect ratio changes)
-Opening one file is images.open_image's job; everything here works on what it returns.
+Opening one file is decode.open_image's job; everything here works on what it returns.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,21 +18,16 @@ from pathlib import Path
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from gankit.data import Dataset
+from gankit.data.decode import IMAGE_EXTENSIONS, open_image
 from gankit.errors import UserError
 
-log = logging.getLogger("gankit")
-
 RESIZE = ("crop", "pad", "stretch")
-PARALLEL_FROM = 2000  # files: below this, decoding in this process is faster than starting worker processes
 
 
 def list_files(root: Path) -> tuple[list[str], list[int] | None, list[str]]:
     """The image files under root, sorted; their labels when every file sits in one of >= 2 top-level sub-folders."""
     if not root.is_dir():
         raise UserError(f"data: folder {root} does not exist (data: folder:PATH needs a folder of images)")
-    from gankit.data.images import IMAGE_EXTENSIONS
-
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
         raise UserError(f"data: no images under {root} (looked for {', '.join(IMAGE_EXTENSIONS)})")
@@ -63,9 +57,7 @@ def fit(x: torch.Tensor, size: int, policy: str) -> torch.Tensor:
 
 def read_image(file, mode: str, size: int, policy: str, background=(255, 255, 255)):
     """One file (a path or a file object) as training sees it: uint8 (C, size, size), its size (w, h), and what
-    decoding did (a Counter of images.open_image's notes: alpha, animated, cmyk, 16-bit)."""
-    from gankit.data.images import open_image
-
+    decoding did (a Counter of decode.open_image's notes: alpha, animated, cmyk, 16-bit)."""
     notes = Counter()
     im = open_image(file, mode, background, notes)
     return fit(TF.pil_to_tensor(im), size, policy), im.size, notes
@@ -112,63 +104,7 @@ class Summary:
         return (f"data: {head}; {cls}; sizes {w0}x{h0} to {w1}x{h1}, " + self.resizing())
 
 
-def load(path: str, img_size: int, channels: int, resize: str = "crop", stream: str = "off",
-         memory_budget_gb: float = 4.0, workers: int = 0, background: tuple[int, int, int] = (255, 255, 255)):
-    """The folder as a Dataset held in memory (uint8), or as a StreamedDataset when `stream` says so (on, or auto
-    and the set at img_size is larger than memory_budget_gb). Unreadable files are skipped and counted; images
-    with transparency are composited onto `background`."""
-    from gankit.data.stream import ImageSource
-
-    root = Path(path).expanduser()
-    files, labels, classes = list_files(root)
-    source = ImageSource(files=files, mode="L" if channels == 1 else "RGB", size=img_size, policy=check(resize),
-                         background=background)
-    return hold_or_stream(f"folder:{root}", str(root), source, labels, classes, stream, memory_budget_gb, workers)
-
-
 def check(resize: str) -> str:
     if resize not in RESIZE:
         raise UserError(f"data: resize must be one of {', '.join(RESIZE)}, got {resize!r}")
     return resize
-
-
-def hold_or_stream(name: str, where: str, source, labels: list[int] | None, classes: list[str], stream: str,
-                   memory_budget_gb: float, workers: int):
-    """A StreamedDataset when `stream` says so; else every image decoded (in parallel for large sets) into one
-    uint8 tensor, unreadable ones skipped and counted, and one line of summary logged."""
-    from gankit.data import stream as streaming
-
-    if streaming.choose(stream, len(source) * source.nbytes_each, memory_budget_gb, name):
-        return streaming.StreamedDataset.create(name, source, labels, classes, workers)
-    summary = Summary(source.size, source.policy)
-    x = torch.empty((len(source), *source.shape), dtype=torch.uint8)  # filled in place: no second copy of the set
-    keep = torch.zeros(len(source), dtype=torch.bool)
-    notes, refused = Counter(), []
-    for i, image, wh, what, why in source.read_all(min(8, os.cpu_count() or 1) if len(source) >= PARALLEL_FROM
-                                                    else 0):
-        if why:                      # a file gankit refuses, by name and reason (not counted as unreadable)
-            refused.append(why)
-            continue
-        summary.add(wh)
-        if image is not None:
-            x[i], keep[i] = image, True
-            notes.update(what)
-    if not summary.read:             # the error says it; no warning line before it
-        odd = f"; {refused[0]}" if refused else ""
-        raise UserError(f"data: none of the {len(source)} image files under {where} could be read{odd}")
-    if summary.skipped:
-        log.warning(f"data: skipped {summary.skipped} unreadable image file(s) of {len(source)} under {where}")
-    if refused:
-        log.warning(f"data: skipped {len(refused)} image file(s) of {len(source)} under {where}: {refused[0]}"
-                    + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""))
-    described = {"alpha": f"with transparency, composited onto {source.background}",
-                 "animated": "animated (first frame used)", "cmyk": "CMYK, converted to RGB",
-                 "16-bit": "16-bit, scaled to 8 bits"}
-    if notes:
-        log.info("data: " + "; ".join(f"{n} {described[k]}" for k, n in notes.items()))
-    if not keep.all():
-        x = x[keep]
-        labels = [label for label, k in zip(labels, keep.tolist()) if k] if labels is not None else None
-    log.info(summary.line(where, classes, labels))
-    y = torch.tensor(labels, dtype=torch.long) if labels is not None else None
-    return Dataset(name, x, y, classes)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gankit.data.folder import check, list_files
+from gankit.data.stream import ImageSource, hold_or_stream
 from gankit.errors import UserError
 
 log = logging.getLogger("gankit")
@@ -143,10 +145,8 @@ def _class_index(raw: bytes, path: Path, member: str) -> int:
 
 def load(spec: str, img_size: int, channels: int, resize: str = "crop", stream: str = "off",
          memory_budget_gb: float = 4.0, workers: int = 0, background: tuple[int, int, int] = (255, 255, 255)):
-    """The shards as a Dataset in memory, or streamed when `stream` says so (as data/folder.py decides)."""
-    from gankit.data.folder import check, hold_or_stream
-    from gankit.data.stream import ImageSource
-
+    """The shards as a Dataset in memory, or streamed when `stream` says so (as stream.hold_or_stream decides for a
+    folder too)."""
     shards, labels, classes = index(spec)
     source = ImageSource(shards=shards, mode="L" if channels == 1 else "RGB", size=img_size, policy=check(resize),
                          background=background)
@@ -158,8 +158,6 @@ def write_shards(folder: str | Path, out: str | Path, per_shard: int = 1000) -> 
     out/shard-NNNNNN.tar with webdataset's ShardWriter: the files' own bytes, keyed by number, with .cls labels and
     out/classes.txt for a labelled folder. Refuses an `out` that already holds shards."""
     import webdataset as wds
-
-    from gankit.data.folder import list_files
 
     root, out = Path(folder).expanduser(), Path(out).expanduser()
     files, labels, classes = list_files(root)

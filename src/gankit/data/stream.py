@@ -5,11 +5,12 @@
 that one counter, which the checkpoint saves; so a resumed run draws exactly the batches the uninterrupted run would,
 and a streamed data set gives the very batches that the same set held in memory gives.
 
-Streaming (data: folder:PATH or shards:PATH with stream: on, or auto past memory_budget_gb): a map-style
-`ImageSource` decodes image i (a file, or a member of a tar shard) and a DataLoader's worker processes decode the
-batches that `Batches` names, a few ahead of training, into pinned memory when training runs on a GPU. Each process
-decodes only its own slice. Random access keeps the shuffles global and the position exact; tar shards are read by
-member offset (data/shards.py), so they need not be read front to back.
+Holding or streaming (`hold_or_stream`, for folders and tar shards alike): a set is decoded once into memory, or,
+with stream: on (or auto past memory_budget_gb), streamed: a map-style `ImageSource` decodes image i (a file, or a
+member of a tar shard) and a DataLoader's worker processes decode the batches that `Batches` names, a few ahead of
+training, into pinned memory when training runs on a GPU. Each process decodes only its own slice. Random access keeps
+the shuffles global and the position exact; tar shards are read by member offset (data/shards.py), so they need not
+be read front to back.
 
 xflip (stylegan2-ada's --mirror): the index space is doubled; index i >= N is image i - N mirrored left-right, so a
 flip is a function of the index drawn: seeded, and exact on resume.
@@ -19,15 +20,18 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 import os
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Sampler
 
 from gankit import distributed
-from gankit.data import Dataset
+from gankit.data.dataset import Dataset
+from gankit.data.decode import UNREADABLE, SkippedImage
+from gankit.data.folder import Summary, read_image
 from gankit.errors import UserError
 
 log = logging.getLogger("gankit")
@@ -35,6 +39,7 @@ log = logging.getLogger("gankit")
 SUMMARY_SAMPLE = 256      # files decoded up front to summarise a streamed set's sizes
 METRICS_SUBSET = 10_000   # real images (or 2 x eval_n when more) that metrics compare a streamed set's samples with
 PREFETCH = 4              # batches decoded ahead, per worker
+PARALLEL_FROM = 2000      # files: below this, decoding in this process is faster than starting worker processes
 
 
 def choose(stream: str, nbytes: int, budget_gb: float, name: str) -> bool:
@@ -69,17 +74,13 @@ class ImageSource(torch.utils.data.Dataset):
         return len(self.files) if self.files is not None else len(self.shards)
 
     def read(self, i: int):
-        """Image i, its original (w, h) and what decoding did (a Counter); raises images.UNREADABLE errors."""
-        from gankit.data.folder import read_image
-
+        """Image i, its original (w, h) and what decoding did (a Counter); raises decode.UNREADABLE errors."""
         return read_image(self.files[i] if self.files is not None else self.shards.open(i), self.mode, self.size,
                           self.policy, self.background)
 
     def try_read(self, i: int):
         """(image, (w, h), notes, None), or (None, None, None, why) for a file that cannot be used; `why` is empty
-        for a plain decoding error and names the file and the reason for one gankit refuses (images.SkippedImage)."""
-        from gankit.data.images import UNREADABLE, SkippedImage
-
+        for a plain decoding error and names the file and the reason for one gankit refuses (decode.SkippedImage)."""
         try:
             return (*self.read(i), None)
         except SkippedImage as e:
@@ -159,8 +160,6 @@ class StreamedDataset:
 
     @classmethod
     def create(cls, name: str, source: ImageSource, labels: list[int] | None, classes: list[str], workers: int):
-        from gankit.data.folder import Summary
-
         summary = Summary(source.size, source.policy)
         step = max(1, len(source) // SUMMARY_SAMPLE)
         for i in range(0, len(source), step)[:SUMMARY_SAMPLE]:
@@ -210,6 +209,46 @@ class StreamedDataset:
 
     def floats(self) -> torch.Tensor:
         raise UserError("data: a streamed data set is not held in memory; metrics use for_metrics(n)")
+
+
+def hold_or_stream(name: str, where: str, source, labels: list[int] | None, classes: list[str], stream: str,
+                   memory_budget_gb: float, workers: int):
+    """A StreamedDataset when `stream` says so; else every image decoded (in parallel for large sets) into one
+    uint8 tensor, unreadable ones skipped and counted, and one line of summary logged."""
+    if choose(stream, len(source) * source.nbytes_each, memory_budget_gb, name):
+        return StreamedDataset.create(name, source, labels, classes, workers)
+    summary = Summary(source.size, source.policy)
+    x = torch.empty((len(source), *source.shape), dtype=torch.uint8)  # filled in place: no second copy of the set
+    keep = torch.zeros(len(source), dtype=torch.bool)
+    notes, refused = Counter(), []
+    for i, image, wh, what, why in source.read_all(min(8, os.cpu_count() or 1) if len(source) >= PARALLEL_FROM
+                                                    else 0):
+        if why:                      # a file gankit refuses, by name and reason (not counted as unreadable)
+            refused.append(why)
+            continue
+        summary.add(wh)
+        if image is not None:
+            x[i], keep[i] = image, True
+            notes.update(what)
+    if not summary.read:             # the error says it; no warning line before it
+        odd = f"; {refused[0]}" if refused else ""
+        raise UserError(f"data: none of the {len(source)} image files under {where} could be read{odd}")
+    if summary.skipped:
+        log.warning(f"data: skipped {summary.skipped} unreadable image file(s) of {len(source)} under {where}")
+    if refused:
+        log.warning(f"data: skipped {len(refused)} image file(s) of {len(source)} under {where}: {refused[0]}"
+                    + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""))
+    described = {"alpha": f"with transparency, composited onto {source.background}",
+                 "animated": "animated (first frame used)", "cmyk": "CMYK, converted to RGB",
+                 "16-bit": "16-bit, scaled to 8 bits"}
+    if notes:
+        log.info("data: " + "; ".join(f"{n} {described[k]}" for k, n in notes.items()))
+    if not keep.all():
+        x = x[keep]
+        labels = [label for label, k in zip(labels, keep.tolist()) if k] if labels is not None else None
+    log.info(summary.line(where, classes, labels))
+    y = torch.tensor(labels, dtype=torch.long) if labels is not None else None
+    return Dataset(name, x, y, classes)
 
 
 class Batches:

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from gankit.data import Dataset
+from gankit.data.dataset import Dataset
 
 MIXTURES = ("ring", "grid")
 DATA_SEED = 1234  # the data set is fixed; training seeds vary the model, not the data

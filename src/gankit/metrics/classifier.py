@@ -3,8 +3,8 @@ needs it, then keeps on disk. Its penultimate layer gives the features of FID, K
 coverage for digit-like data; its logits give the Inception score and the class accuracy; the same recipe trained on
 generated samples gives CAS (Ravuri & Vinyals 2019).
 
-The real data is split once, by a fixed seed, into a training part (80 %) and a held-out part (20 %): the classifier
-learns on the first and reports its accuracy on the second.
+The real data is split once, by a fixed seed, into a training part (80 %) and a held-out part (20 %) (data/dataset.py's
+split_indices): the classifier learns on the first and reports its accuracy on the second.
 """
 
 from __future__ import annotations
@@ -23,21 +23,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit.checkpoint import sha256_file
+# The data's one fixed split belongs to the data package; SPLIT_SEED stays importable from here because the shipped
+# weights' records name it (benchmarks/ship_classifiers.py).
+from gankit.data.dataset import SPLIT_SEED, split_indices  # noqa: F401
 from gankit.errors import UserError
 
 log = logging.getLogger("gankit")
 
 RECIPE = "cnn-v2"        # part of the cache key: change it when the architecture or the recipe changes
-SPLIT_SEED = 20_190_607  # the train / held-out split of the real data never depends on the run's seed
-HELD_OUT = 0.2
 MAX_SIZE = 32            # larger images are resized to 32 x 32: digits need no more, and CPU training stays fast
-
-
-def split_indices(n: int, held_out: float = HELD_OUT) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed permutation of range(n) cut into (train, held_out) index tensors."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
-    n_held = max(1, round(n * held_out))
-    return perm[n_held:], perm[:n_held]
 
 
 class SmallCNN(nn.Module):

@@ -7,8 +7,10 @@ import json
 import time
 from pathlib import Path
 
+from gankit import config as config_mod, data as datasets, outputs
 from gankit.errors import UserError
 from gankit.metrics import EvalContext, check_names, evaluate, features
+from gankit.sample import load_sampler
 
 # Keys that describe a result rather than score the model: shown below the table, not as rows.
 INFO_KEYS = ("n_samples", "cas_n", "memorization_n", "classifier_acc")
@@ -61,11 +63,6 @@ def evaluate_run(run: str | Path, names: list[str] | None = None, n: int | None 
     """Score a run folder; returns (record, json path, markdown path, markdown text). `show(text)` is called with
     the table before the files are written, so a failed write never loses the results; with force, an earlier
     record of the same step is replaced instead of numbering a new one."""
-    from gankit import outputs
-    from gankit import config as config_mod
-    from gankit import data as datasets
-    from gankit.sample import load_sampler
-
     run = Path(run)
     if not run.is_dir() or not (run / "checkpoints").is_dir():
         raise UserError(f"eval: {run} is not a run folder (a folder with checkpoints/, made by `gankit train`)")
@@ -112,8 +109,6 @@ def write_record(folder: Path, record: dict, force: bool = False, show=None) -> 
     """folder/step-NNNNNNN.json and .md, numbered when taken (with force, an earlier record of the same step is
     replaced); written atomically. `show(text)` gets the table before the files are written, so a failed write
     never loses the results."""
-    from gankit import outputs
-
     folder = Path(folder)
     folder.mkdir(exist_ok=True)
     stem = f"step-{record['step'] or 0:07d}"

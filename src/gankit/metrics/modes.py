@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from gankit.metrics import EvalContext, register
+from gankit.metrics.classifier import predict, shipped_classifier
 
 
 def reverse_kl(modes: torch.Tensor, k: int) -> float:
@@ -36,8 +37,6 @@ def mode_stats(points: torch.Tensor, modes: torch.Tensor, sigma: float) -> dict[
 def stacked_modes(x: torch.Tensor, classifier) -> torch.Tensor:
     """(N,) mode numbers 0..999 of Stacked MNIST images x (N, 3, H, W) in [-1, 1]: 100 d0 + 10 d1 + d2, each digit
     read by the MNIST classifier from its own channel."""
-    from gankit.metrics.classifier import predict
-
     digits = [predict(classifier.model, x[:, c: c + 1])[1].argmax(1) for c in range(3)]
     return digits[0] * 100 + digits[1] * 10 + digits[2]
 
@@ -61,8 +60,6 @@ def modes_metric(ctx: EvalContext) -> dict[str, float]:
 
 
 def _stacked_metric(ctx: EvalContext) -> dict[str, float]:
-    from gankit.metrics.classifier import shipped_classifier
-
     clf = shipped_classifier("mnist")
     n = min(ctx.n, len(ctx.data))
     x_fake, _ = ctx.fake()

@@ -1,0 +1,88 @@
+"""The in-memory data set (`Dataset`: one tensor of examples, and their labels) and the data's one fixed split.
+
+The split (`split_indices`: 80 % training, 20 % held out, by a seed of its own) belongs to the data: the metrics
+classifier learns on its training part and reports its accuracy on the held-out part, and `holdout_indices` takes
+the examples a run holds out from that same held-out part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from gankit.errors import UserError
+
+SPLIT_SEED = 20_190_607  # the train / held-out split of the real data never depends on the run's seed
+HELD_OUT = 0.2
+
+
+@dataclass
+class Dataset:
+    name: str
+    x: torch.Tensor                      # (N, C, H, W) uint8 images, or (N, 2) float points
+    y: torch.Tensor | None = None        # (N,) int64 class labels, when the data set has them
+    class_names: list[str] = field(default_factory=list)
+    modes: torch.Tensor | None = None    # 2-D mixtures only: true mode centres (K, 2), used by metrics only
+    sigma: float = 0.0                   # 2-D mixtures only: std of each mode
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def is_points(self) -> bool:
+        return self.x.dim() == 2
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def batch(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """The examples at `idx` (all when None) as float: images scaled to [-1, 1], points as they are."""
+        x = self.x if idx is None else self.x[idx]
+        if x.dtype == torch.uint8:
+            return x.float().div_(127.5).sub_(1.0)
+        return x
+
+    def floats(self) -> torch.Tensor:
+        """The whole data set as float on the CPU (images in [-1, 1]): what the metrics compare samples with."""
+        return self.batch().cpu() if self.x.dtype == torch.uint8 else self.x.detach().cpu()
+
+    def for_metrics(self, n: int) -> "Dataset":
+        """The real data that metrics compare n samples with: all of it (a streamed set gives a fixed subset)."""
+        return self
+
+    def subset(self, idx: torch.Tensor) -> "Dataset":
+        """The examples at `idx`, with the same class names."""
+        idx = idx.to(self.x.device)
+        return Dataset(self.name, self.x[idx], None if self.y is None else self.y[idx], list(self.class_names),
+                       self.modes, self.sigma)
+
+    def to(self, device) -> "Dataset":
+        self.x = self.x.to(device)
+        self.y = None if self.y is None else self.y.to(device)
+        return self
+
+
+def split_indices(n: int, held_out: float = HELD_OUT) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed permutation of range(n) cut into (train, held_out) index tensors."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    n_held = max(1, round(n * held_out))
+    return perm[n_held:], perm[:n_held]
+
+
+def holdout_indices(n: int, holdout: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, held_out) indices of a data set of n examples, with `holdout` examples held out.
+
+    The held-out examples are the first of the metrics classifier's own held-out part (one fixed split of the real
+    data), so that neither a model trained with `holdout` nor the classifier that scores its results has seen them.
+    """
+    train, held = split_indices(n)
+    if not 0 <= holdout <= len(held):
+        raise UserError(f"holdout: {holdout} is more than the {len(held)} examples the metrics classifier holds out "
+                        f"of these {n}; use at most {len(held)}")
+    return torch.cat([train, held[holdout:]]), held[:holdout]
