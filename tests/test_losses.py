@@ -43,8 +43,16 @@ def test_ls_hinge_wgan_d_losses():
 
 
 def test_unknown_loss():
-    with pytest.raises(ValueError, match="unknown loss"):
+    with pytest.raises(ValueError, match="unknown loss 'relativistic'; known: minimax, ns, ls, hinge, wgan-gp"):
         losses.d_loss("relativistic", torch.zeros(1), torch.zeros(1))
+    with pytest.raises(ValueError, match="unknown loss 'relativistic'"):
+        losses.g_loss("relativistic", torch.zeros(1))
+
+
+def test_losses_are_the_registry_names():
+    from gankit import registry
+
+    assert losses.LOSSES == tuple(registry.LOSSES) == ("minimax", "ns", "ls", "hinge", "wgan-gp")
 
 
 def test_feature_matching():

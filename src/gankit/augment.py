@@ -47,6 +47,8 @@ def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     return x * keep.unsqueeze(1).to(x.dtype)
 
 
+# The implementation of each name in registry.DIFFAUG_OPS (what the config's `diffaug` accepts); the names are
+# declared there, and tests/test_registry.py checks that this table implements exactly them.
 OPS = {"color": color, "translation": translation, "cutout": cutout}
 
 

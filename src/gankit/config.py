@@ -17,20 +17,31 @@ from typing import Any
 
 import yaml
 
+from gankit import registry
 from gankit.errors import ConfigError, UserError
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "stacked-mnist", "ring", "grid", "fake")  # plus "folder:PATH"
-POINT_DATASETS = ("ring", "grid")
-FILE_DATA = ("folder:", "shards:")  # data read from files: resize and stream apply
-MODELS = ("dcgan", "mlp", "srresnet")
-DCGAN_SIZES = (16, 32, 64, 128)
-NORMS = ("batch", "virtual_batch", "instance", "layer", "none")
-LOSSES = ("minimax", "ns", "ls", "hinge", "wgan-gp")
-TASKS = ("gan", "ssl", "sr")  # the loop of each is in train.py (gan) or gankit/apps/ (ssl, sr)
-TASK_MODELS = {"gan": ("dcgan", "mlp"), "ssl": ("mlp",), "sr": ("srresnet",)}
-DIFFAUG_OPS = ("color", "translation", "cutout")
+# Each kind of choice is declared once, in gankit.registry; these names are its views that other modules import.
+TASKS = tuple(registry.TASKS)  # the trainer of each is gankit.tasks.TRAINERS[name]
+TASK_MODELS = {name: task.models for name, task in registry.TASKS.items()}
+MODELS = tuple(registry.MODELS)
+DCGAN_SIZES = registry.MODELS["dcgan"].sizes
+LOSSES = tuple(registry.LOSSES)
+PRIORS = tuple(registry.PRIORS)
+NORMS = registry.names(registry.NORMS, g=True)  # G's; D also takes spectral
+D_NORMS = tuple(registry.NORMS)
+DATASETS = registry.names(registry.DATASETS, prefix=False)  # plus the prefixes of FILE_DATA followed by a PATH
+POINT_DATASETS = registry.names(registry.DATASETS, points=True)
+FILE_DATA = registry.names(registry.DATASETS, files=True)  # data read from files: resize and stream apply
+DIFFAUG_OPS = tuple(registry.DIFFAUG_OPS)
+_DATA_USAGE = registry.either([d.usage() for d in registry.DATASETS.values()])  # "digits, ..., folder:PATH or ..."
+_FILE_USAGE = registry.either([registry.DATASETS[p].usage() for p in FILE_DATA])
+
+
+def _listing(table, sep: str = ", ") -> str:
+    """'name (help), ...': a field's help built from the registry entries it chooses between."""
+    return sep.join(f"{e.name} ({e.help})" for e in table.values())
 
 
 def _f(default: Any, help: str, choices: tuple | None = None):
@@ -40,16 +51,17 @@ def _f(default: Any, help: str, choices: tuple | None = None):
 @dataclass(frozen=True)
 class Config:
     # --- what is trained ---
-    task: str = _f("gan", "gan: G against D; ssl: D as a (K+1)-way classifier learning from few labels (Salimans et al. "
-                          "2016); sr: G upscales low-resolution images (SRGAN, Ledig et al. 2017)", TASKS)
+    task: str = _f("gan", "; ".join(f"{t.name}: {t.help}" for t in registry.TASKS.values()), TASKS)
 
     # --- data ---
-    data: str = _f("digits", "data set: " + ", ".join(DATASETS) + ", folder:PATH (a folder of images) or shards:PATH "
-                             "(tar shards in WebDataset's layout: a folder of .tar, a .tar, or a {000..099} pattern)")
+    data: str = _f("digits", "data set: " + registry.either(  # the prefixes say what their PATH is
+        f"{d.usage()} ({d.help})" if d.prefix else d.name for d in registry.DATASETS.values()))
     data_dir: str = _f("data", "where torchvision data sets live (downloaded there when online and missing)")
-    img_size: int = _f(32, "square image size in pixels; dcgan: 16, 32, 64 or 128")
+    img_size: int = _f(32, "square image size in pixels; " + "; ".join(
+        f"{m.name}: {registry.either(m.sizes)}" for m in registry.MODELS.values() if m.sizes))
     channels: int = _f(0, "image channels: 0 keeps the data set's own, 1 = grayscale, 3 = RGB", (0, 1, 3))
-    n_points: int = _f(50_000, "examples drawn for a generated data set (ring, grid, stacked-mnist, fake)")
+    n_points: int = _f(50_000, "examples drawn for a generated data set (" + ", ".join(
+        registry.names(registry.DATASETS, generated=True)) + ")")
     background: str = _f("white", "folder images with transparency are composited onto this colour: white, black, "
                                   "gray or #RRGGBB")
     resize: str = _f("crop", "folder/shards images that are not square: crop (shorter side to img_size, centre "
@@ -67,16 +79,15 @@ class Config:
                                   "unlabelled; 0 = every label (task gan ignores it)")
 
     # --- model ---
-    model: str = _f("dcgan", "architecture", MODELS)
+    model: str = _f("dcgan", "architecture: " + _listing(registry.MODELS, "; "), MODELS)
     z_dim: int = _f(100, "latent dimension")
-    prior: str = _f("normal", "latent prior: normal, uniform on [-1,1]^z_dim, sphere of radius sqrt(z_dim)",
-                    ("normal", "uniform", "sphere"))
+    prior: str = _f("normal", "latent prior: " + _listing(registry.PRIORS), PRIORS)
     g_width: int = _f(64, "generator width: channels of its last hidden layer (dcgan) or hidden units (mlp)")
     d_width: int = _f(64, "discriminator width: channels of its first layer (dcgan) or hidden units (mlp)")
     g_layers: int = _f(3, "mlp only: hidden layers in G")
     d_layers: int = _f(3, "mlp only: hidden layers in D")
     g_norm: str = _f("batch", "normalisation in G", NORMS)
-    d_norm: str = _f("batch", "normalisation in D", NORMS + ("spectral",))
+    d_norm: str = _f("batch", "normalisation in D", D_NORMS)
     vbn_ref_size: int = _f(64, "virtual batch norm: size of the fixed reference batch")
     g_act: str = _f("relu", "activation in G", ("relu", "leaky_relu"))
     d_act: str = _f("leaky_relu", "activation in D", ("relu", "leaky_relu"))
@@ -95,7 +106,8 @@ class Config:
 
     # --- objective ---
     loss: str = _f("ns", "adversarial loss (ns = non-saturating)", LOSSES)
-    gp_weight: float = _f(10.0, "wgan-gp gradient-penalty weight")
+    gp_weight: float = _f(10.0, "gradient-penalty weight of a critic's loss: " + " or ".join(
+        registry.names(registry.LOSSES, critic=True)))
     r1_gamma: float = _f(0.0, "R1 penalty weight gamma on real data (Mescheder et al. 2018); 0 = off")
     r1_every: int = _f(1, "lazy R1 (Karras et al. 2020): the penalty on every r1_every-th step only, weighted "
                           "r1_every x gamma")
@@ -103,7 +115,7 @@ class Config:
     inst_noise: float = _f(0.0, "instance noise: initial std of Gaussian noise on D's inputs; 0 = off")
     inst_noise_steps: int = _f(0, "steps over which instance noise anneals linearly to 0; 0 = the whole run")
     feature_matching: bool = _f(False, "G matches the mean of D's last features on real data (Salimans et al.)")
-    diffaug: str = _f("", "DiffAugment policy on D's inputs, comma-separated: color, translation, cutout")
+    diffaug: str = _f("", "DiffAugment policy on D's inputs, comma-separated: " + _listing(registry.DIFFAUG_OPS))
     ema_decay: float = _f(0.0, "exponential moving average of G's weights (e.g. 0.999; task ssl: of D's, the "
                                "classifier's); 0 = off")
     ema_rampup: float = _f(0.0, "EMA warm-up (stylegan2-ada): the averaging horizon 1 / (1 - decay) is at most "
@@ -290,22 +302,35 @@ def _check(ok: bool, name: str, message: str) -> None:
 
 
 def validate(cfg: Config) -> None:
+    """Raise a ConfigError naming the first bad field: each value on its own first, then how the values fit the task,
+    the model and the data set, then the remaining combinations."""
+    _check_names(cfg)
+    _check_ranges(cfg)
+    _check_task(cfg)
+    _check_model(cfg)
+    _check_combinations(cfg)
+
+
+def _check_names(cfg: Config) -> None:
+    """Every field with choices holds one of them (the registry's names for the kinds it declares), and `data` names
+    a data set."""
     for f in fields(cfg):
         choices = f.metadata.get("choices")
         value = getattr(cfg, f.name)
         _check(choices is None or value in choices, f.name,
                f"{value!r} is not one of {', '.join(map(str, choices or ()))}")
-
-    _check(cfg.data in DATASETS or any(cfg.data.startswith(p) and len(cfg.data) > len(p) for p in FILE_DATA),
-           "data", f"unknown data set {cfg.data!r}; use one of {', '.join(DATASETS)}, folder:PATH or shards:PATH")
-    _check(cfg.stream != "on" or cfg.data.startswith(FILE_DATA), "stream",
-           f"on streams folder:PATH or shards:PATH data; {cfg.data} is held in memory")
+    data = registry.dataset(cfg.data)
+    _check(data is not None, "data", f"unknown data set {cfg.data!r}; use one of {_DATA_USAGE}")
+    _check(cfg.stream != "on" or data.files, "stream", f"on streams {_FILE_USAGE} data; {cfg.data} is held in memory")
     _check(cfg.memory_budget_gb > 0, "memory_budget_gb", f"must be > 0, got {cfg.memory_budget_gb}")
     _check(cfg.data_workers >= 0, "data_workers", f"must be >= 0, got {cfg.data_workers}")
-    _check(not (cfg.xflip and cfg.is_points), "xflip", "mirrors images, not 2-D points")
+    _check(not (cfg.xflip and data.points), "xflip", "mirrors images, not 2-D points")
+
+
+def _check_ranges(cfg: Config) -> None:
+    """Numbers within their ranges, and the fields with a syntax of their own (background, diffaug, device)."""
     for name in ("z_dim", "g_width", "d_width", "g_layers", "d_layers", "steps", "batch_size", "d_steps", "g_steps",
-                 "r1_every",
-                 "vbn_ref_size", "c_embed_dim", "pack", "grid_n", "eval_n", "n_points", "log_every",
+                 "r1_every", "vbn_ref_size", "c_embed_dim", "pack", "grid_n", "eval_n", "n_points", "log_every",
                  "sample_every"):
         _check(getattr(cfg, name) >= 1, name, f"must be a positive integer, got {getattr(cfg, name)}")
     for name, top in _MAX.items():  # far above any real use; past them a run would only exhaust memory or time
@@ -331,36 +356,55 @@ def validate(cfg: Config) -> None:
     _check(not bad_aug, "diffaug", f"unknown op {','.join(bad_aug)}; use a comma list of {', '.join(DIFFAUG_OPS)}")
     _check(bool(_DEVICE.match(cfg.device)), "device", f"{cfg.device!r} is not one of auto, cpu, cuda, cuda:N")
 
-    _check(cfg.model in TASK_MODELS[cfg.task], "model",
-           f"task {cfg.task} uses model {' or '.join(TASK_MODELS[cfg.task])}, got {cfg.model}")
-    if cfg.task != "gan":
-        _check(cfg.cond == "none", "cond", f"task {cfg.task} has no conditional models")
-        _check(cfg.pack == 1, "pack", f"task {cfg.task} has no packing")
-        _check(not cfg.eval_metrics, "eval_metrics", f"task {cfg.task} scores itself on the held-out examples "
-                                                      "(holdout); leave eval_metrics empty")
-        _check(not cfg.is_points, "data", f"task {cfg.task} works on images, not on 2-D points")
-    if cfg.task == "ssl":
-        _check(cfg.holdout > 0, "holdout", "task ssl scores its classifier on held-out examples: pass --holdout N")
+
+def _check_task(cfg: Config) -> None:
+    """The fields a task does not offer keep their defaults; a task's own fields fit it (registry.TASKS)."""
+    task = registry.TASKS[cfg.task]
+    _check(cfg.model in task.models, "model",
+           f"task {cfg.task} uses model {' or '.join(task.models)}, got {cfg.model}")
+    _check(task.conditional or cfg.cond == "none", "cond", f"task {cfg.task} has no conditional models")
+    _check(task.packing or cfg.pack == 1, "pack", f"task {cfg.task} has no packing")
+    _check(task.eval_metrics or not cfg.eval_metrics, "eval_metrics",
+           f"task {cfg.task} scores itself on the held-out examples (holdout); leave eval_metrics empty")
+    _check(task.points or not cfg.is_points, "data", f"task {cfg.task} works on images, not on 2-D points")
+    _check(not task.needs_holdout or cfg.holdout > 0, "holdout",
+           f"task {cfg.task} scores its classifier on held-out examples: pass --holdout N")
+    if "ssl_consistency" in task.fields:  # other tasks ignore the field, whatever ema_decay is
         _check(not cfg.ssl_consistency or cfg.ema_decay > 0, "ssl_consistency",
                "compares D with its weight average, which needs ema_decay > 0")
-    if cfg.task == "sr":
-        _check(cfg.loss != "wgan-gp", "loss", "task sr uses minimax, ns, ls or hinge")
+    if task.adversarial_loss:
+        allowed = [name for name, loss in registry.LOSSES.items() if cfg.task in loss.tasks]
+        _check(cfg.loss in allowed, "loss", f"task {cfg.task} uses {registry.either(allowed)}")
+    if "sr_scale" in task.fields:
         _check(cfg.img_size % cfg.sr_scale == 0 and cfg.img_size // cfg.sr_scale >= 2, "sr_scale",
                f"img_size {cfg.img_size} must be a multiple of sr_scale {cfg.sr_scale}, with at least 2 "
                "low-resolution pixels a side")
-    if cfg.model == "dcgan":
-        _check(cfg.img_size in DCGAN_SIZES, "img_size",
-               f"dcgan supports {', '.join(map(str, DCGAN_SIZES))}, got {cfg.img_size}")
+
+
+def _check_model(cfg: Config) -> None:
+    """The model builds the image size and norms asked for, and models the data set (registry.MODELS, DATASETS)."""
+    model, data = registry.MODELS[cfg.model], registry.dataset(cfg.data)
+    if model.sizes:
+        _check(cfg.img_size in model.sizes, "img_size",
+               f"{cfg.model} supports {', '.join(map(str, model.sizes))}, got {cfg.img_size}")
     else:
-        _check(cfg.img_size >= 4, "img_size", f"must be >= 4, got {cfg.img_size}")
-    if cfg.model == "mlp":
-        for name in ("g_norm", "d_norm"):
-            _check(getattr(cfg, name) != "instance", name, "instance norm needs feature maps: use it with dcgan")
-    if cfg.data == "stacked-mnist":
-        _check(cfg.channels in (0, 3), "channels", "stacked-mnist has 3 channels, one MNIST digit each")
-    if cfg.is_points:
-        _check(cfg.model == "mlp", "model", f"2-D data set {cfg.data} needs model mlp")
+        _check(cfg.img_size >= registry.MIN_IMG_SIZE, "img_size",
+               f"must be >= {registry.MIN_IMG_SIZE}, got {cfg.img_size}")
+    conv = [m for m in TASK_MODELS[cfg.task] if registry.MODELS[m].feature_maps]
+    hint = f"use it with {' or '.join(conv)}" if conv else f"task {cfg.task} has no model with feature maps"
+    for name in ("g_norm", "d_norm"):
+        norm = registry.NORMS[getattr(cfg, name)]
+        _check(model.feature_maps or not norm.feature_maps, name, f"{norm.name} norm needs feature maps: {hint}")
+    _check(not data.channels or cfg.channels in (0, data.channels), "channels",
+           f"{cfg.data} has {data.channels} channels of its own: use channels 0 or {data.channels}")
+    if data.points:
+        point_models = registry.names(registry.MODELS, points=True)
+        _check(model.points, "model", f"2-D data set {cfg.data} needs model {' or '.join(point_models)}")
         _check(not cfg.diffaug, "diffaug", "DiffAugment works on images, not on 2-D points")
+
+
+def _check_combinations(cfg: Config) -> None:
+    """Packing, labels and the run's folder name."""
     _check(cfg.batch_size % cfg.pack == 0, "pack", f"batch_size {cfg.batch_size} must be a multiple of {cfg.pack}")
     _check(cfg.pack == 1 or cfg.cond == "none", "pack", "packing is for unconditional models (cond: none)")
     _check(cfg.d_norm != "virtual_batch" or cfg.vbn_ref_size % cfg.pack == 0, "vbn_ref_size",

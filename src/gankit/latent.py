@@ -10,7 +10,9 @@ import math
 
 import torch
 
-PRIORS = ("normal", "uniform", "sphere")
+from gankit import registry
+
+PRIORS = tuple(registry.PRIORS)  # declared in the registry, with where each one's draws lie (`support`)
 
 
 def sample_z(n: int, z_dim: int, prior: str, generator: torch.Generator | None = None,
@@ -48,7 +50,7 @@ def truncate(z: torch.Tensor, psi: float, prior: str) -> torch.Tensor:
     if psi == 1.0:
         return z
     out = z * psi
-    return project_to_sphere(out) if prior == "sphere" else out
+    return project_to_sphere(out) if _support(prior) == "sphere" else out
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -76,4 +78,9 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int, prior: str) -> torch.Tensor:
     """`steps` points from a to b, endpoints included: slerp for normal and sphere priors, lerp for the cube."""
     t = torch.linspace(0, 1, steps, device=a.device)
-    return lerp(a, b, t) if prior == "uniform" else slerp(a, b, t)
+    return lerp(a, b, t) if _support(prior) == "cube" else slerp(a, b, t)
+
+
+def _support(prior: str) -> str:
+    """Where the prior's draws lie (registry.Prior.support): space, cube or sphere."""
+    return registry.entry(registry.PRIORS, "prior", prior).support

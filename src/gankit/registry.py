@@ -2,13 +2,17 @@
 
 The config takes its allowed values and its error messages from these tables; the modules that implement a choice
 (losses.py, latent.py, models/, data/, augment.py, the tasks) implement exactly the names listed here, and a test
-checks that each one of them does. Plain data only: config.py reads this without importing torch, so that
-`gankit --help` stays fast.
+(tests/test_registry.py) checks that each one of them does. A module that needs to know something about a choice
+asks its entry's properties (`is_critic(cfg.loss)`, `MODELS[cfg.model].points`), never compares with a name.
+Plain data only: config.py reads this without importing torch, so that `gankit --help` stays fast.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping, TypeVar
+
+MIN_IMG_SIZE = 4  # the smallest image any model builds
 
 
 @dataclass(frozen=True)
@@ -16,19 +20,184 @@ class Task:
     """What a run trains (config field `task`). The trainer itself is gankit.tasks.TRAINERS[name]."""
     name: str
     help: str
-    models: tuple[str, ...]          # the values `model` may take
+    models: tuple[str, ...]          # the values `model` may take: the one declaration of which model serves which task
     conditional: bool = False        # `cond` may be set (labels as a second input)
     eval_metrics: bool = False       # `eval_metrics` applies (else the task scores itself on held-out examples)
     points: bool = False             # 2-D point data sets apply
     packing: bool = False            # PacGAN's `pack` applies
     processes: bool = False          # runs under torchrun with several processes
     needs_holdout: bool = False      # scores itself on held-out examples, so `holdout` must be > 0
+    adversarial_loss: bool = True    # the `loss` field applies (ssl's D is a classifier with its own loss)
+    fields: tuple[str, ...] = ()     # config fields only this task reads (their checks apply to it alone)
 
 
 TASKS = {t.name: t for t in (
     Task("gan", "G against D", ("dcgan", "mlp"), conditional=True, eval_metrics=True, points=True, packing=True,
          processes=True),
     Task("ssl", "D as a (K+1)-way classifier learning from few labels (Salimans et al. 2016)", ("mlp",),
-         needs_holdout=True),
-    Task("sr", "G upscales low-resolution images (SRGAN, Ledig et al. 2017)", ("srresnet",)),
+         needs_holdout=True, adversarial_loss=False,
+         fields=("labels_per_class", "unlabeled_weight", "ssl_entropy", "ssl_consistency")),
+    Task("sr", "G upscales low-resolution images (SRGAN, Ledig et al. 2017)", ("srresnet",),
+         fields=("sr_scale", "adv_weight")),
 )}
+
+
+@dataclass(frozen=True)
+class Loss:
+    """An adversarial loss (config field `loss`), implemented by losses.d_loss and losses.g_loss."""
+    name: str
+    help: str
+    # D is a critic: its outputs are unbounded scores, not probabilities, so the D-collapse alarm (which reads them
+    # as D(x) and D(G(z))) does not apply, a gradient penalty of gp_weight is added to D's loss, and torch.compile
+    # keeps D eager (the penalty is a double backward).
+    critic: bool = False
+    tasks: tuple[str, ...] = ("gan", "sr")  # the tasks whose `loss` may be this one
+
+
+LOSSES = {x.name: x for x in (
+    Loss("minimax", "Goodfellow et al. 2014's min-max log-likelihood; G's loss saturates when D wins early"),
+    Loss("ns", "non-saturating: G maximises log D(G(z)) instead (Goodfellow et al. 2014)"),
+    Loss("ls", "least squares (Mao et al. 2017)"),
+    Loss("hinge", "hinge (Lim & Ye 2017; Miyato et al. 2018)"),
+    Loss("wgan-gp", "Wasserstein critic with a gradient penalty (Gulrajani et al. 2017)", critic=True,
+         tasks=("gan",)),  # sr's D judges image quality beside a content loss; no critic was tried there
+)}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A latent prior (config field `prior`), drawn by latent.sample_z."""
+    name: str
+    help: str
+    formula: str        # how z is drawn, written into exports for other runtimes
+    # where draws lie: "space" (all of R^z_dim), "cube" ([-1, 1]^z_dim: straight paths stay inside, edits clamp), or
+    # "sphere" (radius sqrt(z_dim): truncation, means and edits project back onto it)
+    support: str
+
+
+PRIORS = {p.name: p for p in (
+    Prior("normal", "N(0, I)", "z ~ N(0, I)", "space"),
+    Prior("uniform", "on [-1,1]^z_dim", "z ~ U[-1, 1]^z_dim", "cube"),
+    Prior("sphere", "on the sphere of radius sqrt(z_dim), the survey's advice",
+          "z uniform on the sphere of radius sqrt(z_dim): a normal draw scaled to norm sqrt(z_dim)", "sphere"),
+)}
+
+
+@dataclass(frozen=True)
+class Model:
+    """An architecture (config field `model`), built by models.build; its tasks are declared in TASKS."""
+    name: str
+    help: str
+    sizes: tuple[int, ...] | None = None  # the img_size values it builds; None = any img_size >= MIN_IMG_SIZE
+    feature_maps: bool = True             # convolutional: instance norm (per-channel spatial statistics) applies
+    points: bool = False                  # models 2-D point data sets too
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(t.name for t in TASKS.values() if self.name in t.models)
+
+
+MODELS = {m.name: m for m in (
+    Model("dcgan", "Radford et al. 2016: strided convolutions both ways", sizes=(16, 32, 64, 128)),
+    Model("mlp", "fully connected, for 2-D points and small images", feature_maps=False, points=True),
+    Model("srresnet", "SRGAN's residual G and strided-conv D, for task sr"),
+)}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data set (config field `data`), loaded by gankit.data.load. A `prefix` entry is followed by a PATH."""
+    name: str
+    help: str
+    points: bool = False      # 2-D points (N, 2), not images: image-only options (xflip, DiffAugment) do not apply
+    files: bool = False       # read from the user's files: resize and stream apply
+    generated: bool = False   # drawn on the fly: n_points examples
+    channels: int = 0         # > 0: the set's own channel count, which `channels` cannot convert
+    prefix: bool = False      # the name is "NAME:" followed by a path
+
+    def usage(self) -> str:
+        """How a user writes it: the name, or the prefix followed by PATH."""
+        return f"{self.name}PATH" if self.prefix else self.name
+
+
+DATASETS = {d.name: d for d in (
+    Dataset("digits", "scikit-learn's 1,797 8x8 digits, embedded: no download"),
+    Dataset("mnist", "MNIST through torchvision, or its IDX files under data_dir"),
+    Dataset("fashion-mnist", "Fashion-MNIST through torchvision"),
+    Dataset("cifar10", "CIFAR-10 through torchvision"),
+    Dataset("stacked-mnist", "three MNIST digits as the channels of one RGB image, 1,000 modes; Metz et al. 2017",
+            generated=True, channels=3),
+    Dataset("ring", "PacGAN's 2-D mixture of 8 Gaussians on the unit circle", points=True, generated=True),
+    Dataset("grid", "PacGAN's 2-D mixture of 25 Gaussians on a 5x5 grid", points=True, generated=True),
+    Dataset("fake", "random images that need no file, for smoke runs and benchmarks", generated=True),
+    Dataset("folder:", "a folder of images", files=True, prefix=True),
+    Dataset("shards:", "tar shards in WebDataset's layout: a folder of .tar, a .tar, or a {000..099} pattern",
+            files=True, prefix=True),
+)}
+
+
+@dataclass(frozen=True)
+class DiffAugOp:
+    """A DiffAugment op (a name in the comma-separated config field `diffaug`), implemented in augment.OPS."""
+    name: str
+    help: str
+
+
+DIFFAUG_OPS = {o.name: o for o in (
+    DiffAugOp("color", "random brightness, saturation and contrast per image"),
+    DiffAugOp("translation", "shift by up to 1/8 of the size, zero fill"),
+    DiffAugOp("cutout", "zero a random square of half the size"),
+)}
+
+
+@dataclass(frozen=True)
+class Norm:
+    """A normalisation layer (config fields `g_norm`, `d_norm`), made by models.blocks.make_norm."""
+    name: str
+    help: str
+    g: bool = True              # G may use it (spectral norm constrains D's Lipschitz constant only)
+    feature_maps: bool = False  # needs feature maps (per-channel spatial statistics)
+
+
+NORMS = {n.name: n for n in (
+    Norm("batch", "batch norm (Ioffe & Szegedy 2015)"),
+    Norm("virtual_batch", "virtual batch norm: statistics of a fixed reference batch (Salimans et al. 2016)"),
+    Norm("instance", "instance norm (Ulyanov et al. 2016)", feature_maps=True),
+    Norm("layer", "layer norm (Ba et al. 2016)"),
+    Norm("none", "no normalisation"),
+    Norm("spectral", "spectral normalisation of D's weights (Miyato et al. 2018)", g=False),
+)}
+
+
+_Entry = TypeVar("_Entry")
+
+
+def entry(table: Mapping[str, _Entry], kind: str, name: str) -> _Entry:
+    """table[name], or a ValueError that lists the known names (for callers that did not go through the config)."""
+    if name not in table:
+        raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(table)}")
+    return table[name]
+
+
+def is_critic(loss: str) -> bool:
+    """Whether D under this loss is a critic (unbounded scores: gradient penalty, no collapse alarm, D eager)."""
+    return entry(LOSSES, "loss", loss).critic
+
+
+def dataset(name: str) -> Dataset | None:
+    """The entry of a `data` value: a name, or a prefix entry followed by a non-empty path; None if unknown."""
+    if name in DATASETS and not DATASETS[name].prefix:
+        return DATASETS[name]
+    return next((d for d in DATASETS.values() if d.prefix and name.startswith(d.name) and len(name) > len(d.name)),
+                None)
+
+
+def names(table: Mapping[str, object], **properties) -> tuple[str, ...]:
+    """The names of the entries whose attributes equal `properties`, in declaration order."""
+    return tuple(n for n, e in table.items() if all(getattr(e, k) == v for k, v in properties.items()))
+
+
+def either(words) -> str:
+    """'a', 'a or b', 'a, b or c': how a message lists what is allowed."""
+    words = [str(w) for w in words]
+    return " or ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} or {words[-1]}"

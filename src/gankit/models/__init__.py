@@ -1,32 +1,63 @@
-"""The model registry: the one place where an architecture is chosen by name."""
+"""The architectures of gankit.registry.MODELS: the one place where an architecture is built by name."""
 
 from __future__ import annotations
 
 import torch.nn as nn
 
+from gankit import registry
 from gankit.models import dcgan, mlp, sr, ssl
 
-# The GAN's architectures (config field `model`), then those of the applications (gankit/apps/), which build theirs
-# themselves; every one is here so that checkpoints and exports can be rebuilt from the `spec` they carry.
-ARCHS = {"dcgan": (dcgan.Generator, dcgan.Discriminator), "mlp": (mlp.Generator, mlp.Discriminator),
-         "ssl-mlp": (ssl.Generator, ssl.Discriminator), "srresnet": (sr.Generator, sr.Discriminator)}
+# The module that implements each entry of registry.MODELS (config field `model`) with a Generator and a
+# Discriminator; tests/test_registry.py checks that every entry has one.
+_MODULES = {"dcgan": dcgan, "mlp": mlp, "srresnet": sr}
+
+# Every architecture a `spec` can name, so that checkpoints and exports can be rebuilt from the spec they carry: the
+# registry's models, then task ssl's (K+1)-way classifier pair, which gankit/apps/ssl.py builds itself for model mlp.
+ARCHS = {**{name: (_MODULES[name].Generator, _MODULES[name].Discriminator) for name in registry.MODELS},
+         "ssl-mlp": (ssl.Generator, ssl.Discriminator)}
+
+
+def _g_args(cfg) -> dict:
+    """G's arguments that dcgan and mlp share."""
+    return dict(norm=cfg.g_norm, act=cfg.g_act, slope=cfg.slope, c_dim=cfg.c_dim, c_embed_dim=cfg.c_embed_dim,
+                vbn_ref_size=cfg.vbn_ref_size)
+
+
+def _d_args(cfg) -> dict:
+    """D's arguments that dcgan and mlp share."""
+    return dict(norm=cfg.d_norm, act=cfg.d_act, slope=cfg.slope, c_dim=cfg.c_dim, cond=cfg.cond,
+                c_embed_dim=cfg.c_embed_dim, mbstd=cfg.mbstd, mbdisc=cfg.mbdisc, pack=cfg.pack,
+                vbn_ref_size=cfg.vbn_ref_size)
+
+
+# Each builder makes G first, then D: the order their weights draw from the global RNG, so a seed gives the same
+# models as in every earlier version.
+def _build_dcgan(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    channels = data_shape[0]  # (C, H, W)
+    G = dcgan.Generator(cfg.z_dim, cfg.img_size, channels, cfg.g_width, up=cfg.g_up, **_g_args(cfg))
+    D = dcgan.Discriminator(cfg.img_size, channels, cfg.d_width, down=cfg.d_down, **_d_args(cfg))
+    return G, D
+
+
+def _build_mlp(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    G = mlp.Generator(cfg.z_dim, data_shape, cfg.g_width, cfg.g_layers, **_g_args(cfg))
+    D = mlp.Discriminator(data_shape, cfg.d_width, cfg.d_layers, **_d_args(cfg))
+    return G, D
+
+
+def _build_srresnet(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """As gankit/apps/sr.py builds them: data_shape is that of a high-resolution image (C, H, W)."""
+    channels = data_shape[0]
+    return sr.Generator(cfg.sr_scale, channels, cfg.g_width, cfg.g_layers), sr.Discriminator(channels, cfg.d_width)
+
+
+_BUILDERS = {"dcgan": _build_dcgan, "mlp": _build_mlp, "srresnet": _build_srresnet}
 
 
 def build(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     """G and D for a resolved config (c_dim known) and the shape of one data example."""
-    common = dict(norm=cfg.g_norm, act=cfg.g_act, slope=cfg.slope, c_dim=cfg.c_dim, c_embed_dim=cfg.c_embed_dim,
-                  vbn_ref_size=cfg.vbn_ref_size)
-    dcommon = dict(norm=cfg.d_norm, act=cfg.d_act, slope=cfg.slope, c_dim=cfg.c_dim, cond=cfg.cond,
-                   c_embed_dim=cfg.c_embed_dim, mbstd=cfg.mbstd, mbdisc=cfg.mbdisc, pack=cfg.pack,
-                   vbn_ref_size=cfg.vbn_ref_size)
-    if cfg.model == "dcgan":
-        channels = data_shape[0]
-        G = dcgan.Generator(cfg.z_dim, cfg.img_size, channels, cfg.g_width, up=cfg.g_up, **common)
-        D = dcgan.Discriminator(cfg.img_size, channels, cfg.d_width, down=cfg.d_down, **dcommon)
-    else:
-        G = mlp.Generator(cfg.z_dim, data_shape, cfg.g_width, cfg.g_layers, **common)
-        D = mlp.Discriminator(data_shape, cfg.d_width, cfg.d_layers, **dcommon)
-    return G, D
+    registry.entry(registry.MODELS, "model", cfg.model)
+    return _BUILDERS[cfg.model](cfg, data_shape)
 
 
 def generator_from_spec(spec: dict) -> nn.Module:
