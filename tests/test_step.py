@@ -123,12 +123,12 @@ def test_reuse_fake_saves_one_generator_forward():
 
 
 def test_precision_auto_follows_the_hardware(monkeypatch):
-    from gankit import step as step_mod
+    from gankit import precision
     cpu = torch.device("cpu")
     assert autocast_dtype("fp32", cpu) is None and autocast_dtype("bf16", cpu) == torch.bfloat16
-    monkeypatch.setattr(step_mod, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)
     assert autocast_dtype("auto", cpu) is None
-    monkeypatch.setattr(step_mod, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
     assert autocast_dtype("auto", cpu) == torch.bfloat16
 
 

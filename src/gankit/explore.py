@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit import outputs, viz
+from gankit import outputs, registry, viz
 from gankit.errors import UserError
 from gankit.latent import interpolate, project_to_sphere
 from gankit.sample import Sampler
@@ -169,7 +169,7 @@ def parse_group(text: str, name: str, sheet_n: int, c_dim: int) -> list[int] | i
 
 def _on_prior(z: torch.Tensor, prior: str) -> torch.Tensor:
     """Means shrink towards the centre; a sphere-prior G has only seen norm sqrt(z_dim), so project back onto it."""
-    return project_to_sphere(z) if prior == "sphere" else z
+    return project_to_sphere(z) if registry.PRIORS[prior].support == "sphere" else z
 
 
 def _label_table(G: torch.nn.Module) -> torch.nn.Embedding:

@@ -29,15 +29,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from gankit import __version__, outputs
+from gankit import __version__, outputs, registry
 from gankit.checkpoint import sha256_file
 from gankit.errors import UserError
 # Reading an export back is sample.py's (sampling must not need the writer); load_generator stays importable here.
 from gankit.sample import EXPORT_META, EXPORT_WEIGHTS, load_generator, load_sampler  # noqa: F401
 
 FORMAT_VERSION = 2  # 1: spec, prior and shape only; 2: architecture, arguments, inputs, output, weights' checksum
-PRIORS = {"normal": "z ~ N(0, I)", "uniform": "z ~ U[-1, 1]^z_dim",
-          "sphere": "z uniform on the sphere of radius sqrt(z_dim): a normal draw scaled to norm sqrt(z_dim)"}
+PRIORS = {name: prior.formula for name, prior in registry.PRIORS.items()}  # how z is drawn, for other runtimes
 
 EXPORT_ONNX = "generator.onnx"
 ONNX_TOLERANCE = 1e-4  # images live in [-1, 1]; float32 kernels of two runtimes differ by ~1e-7

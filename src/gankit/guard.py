@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 
-from gankit import checkpoint
+from gankit import checkpoint, registry
 from gankit.config import Config
 from gankit.errors import UserError
 
@@ -72,11 +72,11 @@ class CollapseAlarm:
 
     `update(step, row, window)` takes each record (the means over the `window` steps before `step`) and returns
     the warning once per episode, when the condition has held for `steps` steps; `active` says whether it holds.
-    Off for wgan-gp, whose critic outputs are scores, not probabilities, and for steps == 0.
+    Off for a critic's loss (registry: wgan-gp), whose outputs are scores, not probabilities, and for steps == 0.
     """
 
     def __init__(self, steps: int, loss: str):
-        self.steps = steps if loss != "wgan-gp" else 0
+        self.steps = steps if not registry.is_critic(loss) else 0
         self.since: int | None = None   # first step of the current episode
         self.reported = False
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from gankit import checkpoint, outputs, viz
+from gankit import checkpoint, outputs, registry, viz
 from gankit.errors import UserError
 from gankit.latent import sample_labels, sample_z, truncate
 from gankit.models import generator_from_spec
@@ -96,7 +96,7 @@ class Sampler:
 def _from_checkpoint(saved: checkpoint.Saved, device) -> Sampler:
     G = saved.generator().to(device)
     cfg = saved.config
-    if cfg.get("prior") not in ("normal", "uniform", "sphere") or "data" not in cfg:
+    if cfg.get("prior") not in registry.PRIORS or "data" not in cfg:
         raise UserError(f"checkpoint: {saved.path} holds a config without a valid prior or data set")
     return Sampler(G, cfg["prior"], saved.class_names,
                    {"config": cfg, "step": saved.step, "source": str(saved.path), "data": cfg["data"],
@@ -137,7 +137,7 @@ def _from_export(folder: Path, device) -> Sampler:
     try:
         meta = json.loads((folder / EXPORT_META).read_text(encoding="utf-8"))
         prior, class_names = meta["prior"], list(meta.get("class_names", []))
-        if prior not in ("normal", "uniform", "sphere"):
+        if prior not in registry.PRIORS:
             raise ValueError(f"unknown prior {prior!r}")
     except Exception as e:  # noqa: BLE001: a missing, truncated or edited generator.json
         detail = (str(e).splitlines() or [type(e).__name__])[0][:160]

@@ -13,7 +13,7 @@ import random
 import numpy as np
 import torch
 
-from gankit import data as datasets, distributed, metrics, models
+from gankit import data as datasets, distributed, metrics, models, registry
 from gankit.config import Config
 from gankit.errors import ConfigError, UserError
 from gankit.latent import sample_z
@@ -92,7 +92,7 @@ def build_models(cfg: Config, data: datasets.Dataset, device: torch.device):
     """G, D and the averaged G (None without ema_decay) on the device, in NHWC layout when asked."""
     G, D = models.build(cfg, data.shape)
     G.to(device), D.to(device)
-    if cfg.channels_last and cfg.model == "dcgan":
+    if cfg.channels_last and registry.MODELS[cfg.model].feature_maps:
         G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay else None
     return G, D, G_ema

@@ -21,10 +21,11 @@ import time
 import torch
 from torch import nn
 
-from gankit import distributed, losses
+from gankit import distributed, losses, registry
 from gankit.augment import diff_augment
 from gankit.config import Config
 from gankit.latent import sample_labels, sample_z
+from gankit.precision import autocast_dtype, cpu_has_fast_bf16  # noqa: F401  (bench and tests use both from here)
 
 log = logging.getLogger("gankit")
 
@@ -81,30 +82,6 @@ def instance_noise_std(cfg: Config, step: int) -> float:
 
 # ----------------------------------------------------------------------------------------------------------------
 # the fast path's choices
-
-
-def cpu_has_fast_bf16() -> bool:
-    """AMX or AVX512-BF16 units: where oneDNN runs bf16 convolutions faster than fp32. Without them bf16 is
-    emulated and about 2x slower than fp32 (measured on an AVX-512 CPU without bf16 units)."""
-    try:
-        caps = torch._C._cpu._get_cpu_capability()
-        return bool(caps.get("amx_bf16") or caps.get("avx512_bf16"))
-    except (AttributeError, RuntimeError):
-        try:
-            flags = open("/proc/cpuinfo").read()
-        except OSError:
-            return False
-        return " amx_bf16" in flags or " avx512_bf16" in flags
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 for autocast, or None for plain fp32."""
-    if precision == "fp32" or device.type not in ("cpu", "cuda"):
-        return None
-    if precision == "auto":
-        fast = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_fast_bf16()
-        return torch.bfloat16 if fast else None
-    return torch.bfloat16
 
 
 def make_optimizers(cfg: Config, G: nn.Module, D: nn.Module, fused: bool = True):
@@ -173,7 +150,7 @@ class Step:
         self.dtype = autocast_dtype(cfg.precision, device)
         self.tally = Tally(device)
         # Penalties differentiate D's gradient (a double backward), which compiled graphs do not support.
-        self.critic = cfg.loss == "wgan-gp"  # a critic's scores: the gradient penalty of WGAN-GP
+        self.critic = registry.is_critic(cfg.loss)  # unbounded scores: a gradient penalty (WGAN-GP)
         penalised = cfg.r1_gamma > 0 or self.critic
         self.G_fwd = compile_module(G, cfg.compile)
         self.D_fwd = compile_module(D, "off" if penalised else cfg.compile)

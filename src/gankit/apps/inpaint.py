@@ -29,14 +29,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from gankit import checkpoint, config as config_mod, outputs, viz
+from gankit import checkpoint, config as config_mod, outputs, registry, viz
 from gankit.apps.common import new_folder, read_images, save_npz
 from gankit.config import POINT_DATASETS
 from gankit.errors import UserError
 from gankit.latent import project_to_sphere, sample_z
 from gankit.metrics import classifier as clf
+from gankit.precision import autocast_dtype
 from gankit.setup import held_out, load_parts
-from gankit.step import autocast_dtype
 
 MASKS = ("center", "random", "half")
 RANDOM_MISSING = 0.8   # the random mask removes 80 % of the pixels, as Yeh et al.'s
@@ -95,9 +95,10 @@ def _losses(G, D, z, y, x, w, prior_weight):
 
 
 def _keep_in_prior(z: torch.Tensor, prior: str) -> torch.Tensor:
-    if prior == "sphere":
+    support = registry.PRIORS[prior].support
+    if support == "sphere":
         return project_to_sphere(z)
-    if prior == "uniform":
+    if support == "cube":
         return z.clamp(-1, 1)
     return z
 

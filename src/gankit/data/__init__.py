@@ -14,6 +14,7 @@ the loaders images.py, shards.py and toy.py, and this file, which picks one by n
 
 from __future__ import annotations
 
+from gankit import registry
 from gankit.config import background_rgb
 from gankit.data import images, shards, toy
 from gankit.data.dataset import Dataset, holdout_indices, split_indices  # noqa: F401  (gankit.data's own names)
@@ -23,28 +24,28 @@ from gankit.errors import UserError
 def load(name: str, data_dir: str = "data", img_size: int = 32, channels: int = 0, n_points: int = 50_000,
          resize: str = "crop", stream: str = "off", memory_budget_gb: float = 4.0, workers: int = 0,
          background: tuple[int, int, int] = (255, 255, 255)):
-    """Load a data set by name: digits, mnist, fashion-mnist, cifar10, stacked-mnist, ring, grid, fake, folder:PATH
-    or shards:PATH.
+    """Load a data set by name (registry.DATASETS: digits, mnist, ..., folder:PATH, shards:PATH).
     resize, stream, memory_budget_gb and workers concern folders and shards (data/folder.py, data/stream.py);
     `background` is the colour that transparent pixels of their images are composited onto."""
-    if name in toy.MIXTURES:
-        return toy.load(name, n_points)
-    if name.startswith("folder:"):
-        return images.load_folder(name[len("folder:"):], img_size, channels, resize=resize, stream=stream,
-                                  memory_budget_gb=memory_budget_gb, workers=workers, background=background)
-    if name.startswith("shards:"):
-        return shards.load(name[len("shards:"):], img_size, channels, resize=resize, stream=stream,
-                           memory_budget_gb=memory_budget_gb, workers=workers, background=background)
-    if name == "digits":
-        return images.load_digits(img_size, channels)
-    if name == "stacked-mnist":
-        return images.load_stacked_mnist(data_dir, img_size, n_points)
-    if name == "fake":
-        return images.load_fake(img_size, channels, n_points)
-    if name in images.TORCHVISION_SETS:
-        return images.load_torchvision(name, data_dir, img_size, channels)
-    raise UserError(f"data: unknown data set {name!r}; use digits, mnist, fashion-mnist, cifar10, stacked-mnist, "
-                    "ring, grid, fake, folder:PATH or shards:PATH")
+    entry = registry.dataset(name)
+    if entry is None:
+        raise UserError(f"data: unknown data set {name!r}; use "
+                        f"{registry.either(d.usage() for d in registry.DATASETS.values())}")
+    path = name[len(entry.name):]
+    files = dict(resize=resize, stream=stream, memory_budget_gb=memory_budget_gb, workers=workers,
+                 background=background)
+    loaders = {  # one loader for each entry of registry.DATASETS (tests/test_registry.py checks that)
+        "digits": lambda: images.load_digits(img_size, channels),
+        "stacked-mnist": lambda: images.load_stacked_mnist(data_dir, img_size, n_points),
+        "fake": lambda: images.load_fake(img_size, channels, n_points),
+        "folder:": lambda: images.load_folder(path, img_size, channels, **files),
+        "shards:": lambda: shards.load(path, img_size, channels, **files),
+        **{m: (lambda m=m: toy.load(m, n_points)) for m in toy.MIXTURES},
+        **{t: (lambda t=t: images.load_torchvision(t, data_dir, img_size, channels)) for t in images.TORCHVISION_SETS},
+    }
+    if set(loaders) != set(registry.DATASETS):
+        raise AssertionError(f"data: loaders for {sorted(loaders)}, registry.DATASETS {sorted(registry.DATASETS)}")
+    return loaders[entry.name]()
 
 
 def from_config(cfg) -> Dataset:
