@@ -44,6 +44,16 @@ def test_rejects_scale_that_does_not_divide(cli):
     assert code == 2 and "sr_scale" in err
 
 
+def test_G_upscales_better_than_bicubic(tmp_path, cli):
+    # G starts as bicubic (its residual tail is zero); 60 steps of the content loss take it past bicubic on the held-out
+    # images (16.9 dB against 16.54 on seeds 0 and 1), where a G that does not learn stays level with it
+    code, _, err = cli("train", *SR, "--steps", "60", "--out", tmp_path, "--name", "r")
+    assert code == 0, err
+    rows = json.loads((tmp_path / "r" / "results.json").read_text())["rows"]
+    assert rows["G"]["psnr"] > rows["bicubic"]["psnr"] + 0.2, rows
+    assert rows["G"]["ssim"] > rows["bicubic"]["ssim"] and rows["G"]["fid"] < rows["bicubic"]["fid"], rows
+
+
 def test_train_upscale_and_resume(tmp_path, cli):
     code, out, err = cli("train", *SR, "--steps", "20", "--out", tmp_path, "--name", "full")
     assert code == 0, err
