@@ -177,3 +177,14 @@ def test_a_damaged_checkpoint_is_refused_by_name(task, tmp_path, cli):
     code, _, err = cli("train", "--resume", tmp_path / "r", "--steps", "20", "--no-progress")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "latest.pt" in err and "step-0000010.pt" in err, err
     assert sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("task", list(ARGS))
+def test_a_refused_start_leaves_nothing_and_force_replaces_the_tasks_own_run(task, tmp_path, cli):
+    code, _, err = _train(cli, task, tmp_path, "r", "--batch_size", "5000")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "batch_size" in err, err
+    assert not (tmp_path / "r").exists()
+    assert _train(cli, task, tmp_path, "r", "--steps", "10")[0] == 0
+    code, _, err = _train(cli, task, tmp_path, "r", "--steps", "10", "--force")   # what the task wrote is its own
+    assert code == 0, err
+    assert checkpoint.steps_available(tmp_path / "r" / "checkpoints") == [10]

@@ -39,7 +39,8 @@ log = logging.getLogger("gankit")
 # What gankit writes into a run folder before its first checkpoint: a folder holding only these (and no checkpoint)
 # is a failed start. Anything else in it (a user's file) makes it a folder gankit never takes over.
 START_FILES = {"config.yaml", "metrics.jsonl", "samples", "checkpoints", "tb", "reals.png", "eval"}
-RUN_FILES = START_FILES | {"report.html", "results.json"}  # results.json: the applications' measured result
+# results.json, .md and sheet.png: what the ssl and sr tasks measure at the end of a run
+RUN_FILES = START_FILES | {"report.html", "results.json", "results.md", "sheet.png"}
 
 
 def default_name(cfg: Config) -> str:

@@ -73,15 +73,20 @@ def resolve(cfg: Config, data: datasets.Dataset, world_size: int = 1) -> Config:
         if cfg.c_dim and cfg.c_dim != data.num_classes:
             raise ConfigError("c_dim", f"data set {cfg.data} has {data.num_classes} classes, not {cfg.c_dim}")
         changes["c_dim"] = data.num_classes
-    if cfg.batch_size * world_size > len(data):
-        raise ConfigError("batch_size", f"{cfg.batch_size} x {world_size} process(es) exceeds the {len(data)} "
-                                        f"examples of {cfg.data}")
+    check_batch_size(cfg, data, world_size)
     if "virtual_batch" in (cfg.g_norm, cfg.d_norm) and cfg.vbn_ref_size > len(data):
         raise ConfigError("vbn_ref_size", f"{cfg.vbn_ref_size} exceeds the {len(data)} examples of {cfg.data}")
     if cfg.eval_metrics:
         metrics.check_names(metric_names(cfg.eval_metrics), "points" if data.is_points else "image",
                             cfg.cond != "none", "eval_metrics", data.name)
     return dataclasses.replace(cfg, **changes)
+
+
+def check_batch_size(cfg: Config, data, world_size: int = 1) -> None:
+    """A global batch that the training data can fill (every task's set-up checks it before any folder exists)."""
+    if cfg.batch_size * world_size > len(data):
+        raise ConfigError("batch_size", f"{cfg.batch_size} x {world_size} process(es) exceeds the {len(data)} "
+                                        f"training examples of {cfg.data}")
 
 
 def metric_names(csv: str) -> list[str]:

@@ -34,7 +34,7 @@ from gankit.metrics import classifier as clf
 from gankit.models import sr as sr_models
 from gankit.models.sr import downscale, upscale_bicubic
 from gankit.session import Trainer
-from gankit.setup import load_parts, seed_everything
+from gankit.setup import check_batch_size, load_parts, seed_everything
 from gankit.step import Step, Tally, ema_update, make_optimizers
 from gankit.tasks.common import single_device
 
@@ -93,6 +93,7 @@ class SRTrainer(Trainer):
         self.t_begin, self.cpu_begin = time.perf_counter(), time.process_time()
         self.full, data, self.held_data = load_parts(cfg)        # held_data: the holdout examples, or None
         _check(cfg, data)
+        check_batch_size(cfg, data)
         self.cfg = cfg = dataclasses.replace(cfg, channels=data.shape[0])
         self.data = data.to(device)
         self.x_lr_all = downscale(data.batch(), cfg.sr_scale)                   # (N, C, h, w), made once

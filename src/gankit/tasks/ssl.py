@@ -40,7 +40,7 @@ from gankit.metrics import classifier as clf
 from gankit.models import ssl as ssl_models
 from gankit.sample import Sampler
 from gankit.session import Trainer
-from gankit.setup import load_parts, seed_everything
+from gankit.setup import check_batch_size, load_parts, seed_everything
 from gankit.step import Step, Tally, ema_update, make_optimizers
 from gankit.tasks.common import single_device
 
@@ -173,6 +173,7 @@ class SSLTrainer(Trainer):
         self.t_begin, self.cpu_begin = time.perf_counter(), time.process_time()
         _, data, held = load_parts(cfg)                  # held: None without holdout, which config refuses
         _check(cfg, data)
+        check_batch_size(cfg, data)
         if cfg.channels == 0:
             cfg = dataclasses.replace(cfg, channels=data.shape[0])
         self.cfg, self.data, self.held = cfg, data, held
