@@ -227,9 +227,9 @@ def resume_config(run_dir: Path, overrides: dict) -> Config:
     except ConfigError as e:
         raise UserError(f"resume: {run_dir / 'config.yaml'}: {e}") from None
     for key, value in overrides.items():
-        if key not in RESUMABLE_FIELDS and config_mod.coerce(key, value) != config_mod.coerce(
-                key, saved.get(key, config_mod.FIELDS[key].default)):
-            raise ConfigError(key, f"cannot change on resume (saved: {saved[key]!r}); only "
+        before = saved.get(key, config_mod.FIELDS[key].default)  # an older config.yaml may lack the field
+        if key not in RESUMABLE_FIELDS and config_mod.coerce(key, value) != config_mod.coerce(key, before):
+            raise ConfigError(key, f"cannot change on resume (saved: {before!r}); only "
                                    f"{', '.join(RESUMABLE_FIELDS)} may change")
     try:
         return config_mod.load(None, {**saved, **{k: v for k, v in overrides.items() if k in RESUMABLE_FIELDS}})

@@ -12,7 +12,7 @@ from gankit.models import dcgan, mlp, sr, ssl
 _MODULES = {"dcgan": dcgan, "mlp": mlp, "srresnet": sr}
 
 # Every architecture a `spec` can name, so that checkpoints and exports can be rebuilt from the spec they carry: the
-# registry's models, then task ssl's (K+1)-way classifier pair, which gankit/apps/ssl.py builds itself for model mlp.
+# registry's models, then task ssl's (K+1)-way classifier pair, which gankit/tasks/ssl.py builds itself for model mlp.
 ARCHS = {**{name: (_MODULES[name].Generator, _MODULES[name].Discriminator) for name in registry.MODELS},
          "ssl-mlp": (ssl.Generator, ssl.Discriminator)}
 
@@ -46,7 +46,7 @@ def _build_mlp(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
 
 
 def _build_srresnet(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """As gankit/apps/sr.py builds them: data_shape is that of a high-resolution image (C, H, W)."""
+    """As gankit/tasks/sr.py builds them: data_shape is that of a high-resolution image (C, H, W)."""
     channels = data_shape[0]
     return sr.Generator(cfg.sr_scale, channels, cfg.g_width, cfg.g_layers), sr.Discriminator(channels, cfg.d_width)
 
