@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gankit import checkpoint, distributed, outputs, run
+from gankit import checkpoint, distributed, outputs, registry, run
 from gankit.config import RESUMABLE_FIELDS, Config, dump
 from gankit.errors import ConfigError, Terminated, UserError
 from gankit.guard import CollapseAlarm, Divergence
@@ -171,7 +171,10 @@ class Session:
         self.bar = run.progress_bar(cfg, ctx, state.step, self.progress)
         try:
             t.begin(self.dir, self.writer, self.rec, resumed)
-            self.guard, self.alarm = Divergence(cfg, state), CollapseAlarm(cfg.collapse_steps, cfg.loss)
+            # the D-collapse alarm watches an adversarial game; ssl's D is meant to tell real from generated (its G
+            # learns by feature matching), so a winning D is no alarm there
+            watched = cfg.collapse_steps if registry.TASKS[cfg.task].adversarial_loss else 0
+            self.guard, self.alarm = Divergence(cfg, state), CollapseAlarm(watched, cfg.loss)
             self.guard.keep(state.capture(self._rng()), state.step)  # the first good state: where this process began
             self.last_ckpt = self.dir / "checkpoints" / f"step-{state.step:07d}.pt" if resumed and state.step else None
             t.step.lr_factor = state.lr_factor
@@ -244,7 +247,7 @@ class Session:
         row = {k: distributed.mean(v, ctx, t.device) for k, v in t.step.tally.read().items()}
         self.last = {**row, "sec": round(time.time() - self.t_start, 2)}
         self.rec.write({"step": state.step, "nimg": state.nimg, **self.last})
-        warning = self.alarm.update(state.step, row, state.step - self.last_record) if "D(x)" in row else None
+        warning = self.alarm.update(state.step, row, state.step - self.last_record)
         self.last_record = state.step
         if warning and ctx.is_main:
             log.warning(warning)
