@@ -64,3 +64,11 @@ def test_rng_state_roundtrip():
     a = (random.random(), np.random.rand(), torch.rand(1).item())
     checkpoint.set_rng_state(state)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == a
+
+
+def test_a_command_for_another_task_refuses_the_run_by_name(tiny_run, cli):
+    for command in ("classify", "upscale"):
+        code, _, err = cli(command, tiny_run, "--images", "heldout", "--out", tiny_run.parent / f"{command}-out")
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert "run of task gan" in err and f"needs a run of task {'ssl' if command == 'classify' else 'sr'}" in err
+        assert not (tiny_run.parent / f"{command}-out").exists()

@@ -139,6 +139,13 @@ class Saved:
         """Whether the run kept an averaged G."""
         return self.state.get("G_ema") is not None
 
+    def require(self, task: str, command: str, hint: str = "") -> "Saved":
+        """This checkpoint, or the one-line error that a command for runs of `task` was given a run of another."""
+        if self.task != task:
+            raise UserError(f"{command}: {self.path} is from a run of task {self.task}; {command} needs a run of task "
+                            f"{task}{hint}")
+        return self
+
     def generator(self, ema: bool = True) -> nn.Module:
         """G rebuilt (in eval mode): its averaged weights when the run kept them and ema is True."""
         try:

@@ -34,10 +34,7 @@ def error(D: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def _read(source: str | Path, step: int | None) -> checkpoint.Saved:
-    saved = checkpoint.read(source, step)
-    if saved.task != "ssl":
-        raise UserError(f"classify: {source} is not a run of task ssl")
-    return saved
+    return checkpoint.read(source, step).require("ssl", "classify", " (trained with --config mnist-ssl or --task ssl)")
 
 
 def load_classifier(source: str | Path, device: str = "cpu", step: int | None = None, ema: bool = True) -> nn.Module:

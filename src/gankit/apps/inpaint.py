@@ -244,10 +244,8 @@ def nearest_fill(x: torch.Tensor, mask: torch.Tensor, train: torch.Tensor, chunk
 def load_models(source: str | Path, device: str = "cpu", step: int | None = None):
     """(G, D, config) of a GAN run: G its averaged weights when kept, D for the prior loss (None when D judges packs
     of samples, pack > 1, and cannot score one image)."""
-    saved = checkpoint.read(source, step)
+    saved = checkpoint.read(source, step).require("gan", "inpaint")
     cfg = saved.config
-    if saved.task != "gan":
-        raise UserError(f"inpaint: {source} is a run of task {saved.task}; inpainting needs a GAN run (task gan)")
     if cfg["data"] in POINT_DATASETS:
         raise UserError("inpaint: needs an image model; this run generates 2-D points")
     G = saved.generator().to(device).requires_grad_(False)

@@ -109,9 +109,7 @@ def write_results(G, held, scale: int, classifier, folder: Path, extra: dict | N
 
 def load_upscaler(source: str | Path, device: str = "cpu", step: int | None = None) -> tuple[nn.Module, dict]:
     """G of an sr run (its averaged weights when kept) and the run's config."""
-    saved = checkpoint.read(source, step)
-    if saved.task != "sr":
-        raise UserError(f"upscale: {source} is not a run of task sr (trained with --config mnist-sr or --task sr)")
+    saved = checkpoint.read(source, step).require("sr", "upscale", " (trained with --config mnist-sr or --task sr)")
     return saved.generator().to(device), saved.config
 
 
