@@ -81,3 +81,10 @@ def test_the_config_loads_without_torch():
     code = "import sys, gankit.config, gankit.registry; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_command_lines_help_loads_without_torch():
+    # every subcommand's parser is built for `gankit --help`: none of them may need torch for its flags
+    code = "import sys\nfrom gankit.cli import build_parser\nbuild_parser()\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -454,7 +454,7 @@ def cmd_ablate(args) -> int:
 
 
 def _add_inpaint(sub) -> None:
-    from gankit.apps.inpaint import MASKS, Search
+    from gankit.apps.search import MASKS, Search
 
     d = Search()
     p = sub.add_parser("inpaint", help="fill missing regions of images with a trained G (Yeh et al. 2017)",

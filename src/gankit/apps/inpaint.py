@@ -21,7 +21,6 @@ one), and the lowest final loss picks the class as well.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from tqdm import tqdm
 
 from gankit import checkpoint, config as config_mod, outputs, registry, viz
 from gankit.apps.common import new_folder, read_images, save_npz
+from gankit.apps.search import MASKS, Search  # noqa: F401  (gankit.apps.inpaint.Search: the Python API's name)
 from gankit.config import POINT_DATASETS
 from gankit.errors import UserError
 from gankit.latent import project_to_sphere, sample_z
@@ -38,7 +38,6 @@ from gankit.metrics import classifier as clf
 from gankit.precision import autocast_dtype
 from gankit.setup import held_out, load_parts
 
-MASKS = ("center", "random", "half")
 RANDOM_MISSING = 0.8   # the random mask removes 80 % of the pixels, as Yeh et al.'s
 
 
@@ -70,20 +69,6 @@ def context_weights(mask: torch.Tensor, window: int) -> torch.Tensor:
         w = mask * missing
     known = mask.flatten(1).sum(1).clamp_min(1)
     return w / (w.flatten(1).sum(1) / known).clamp_min(1e-8)[:, None, None, None]
-
-
-@dataclass
-class Search:
-    """How hard to look: candidate draws in the shared bank, restarts optimised per image, Adam steps and rate, the
-    prior's weight."""
-    candidates: int = 8192    # draws of z in the bank of candidates that every image shares
-    restarts: int = 4
-    steps: int = 300
-    lr: float = 0.03
-    prior_weight: float = 0.003
-    window: int = 0            # 0: every known pixel alike; 7: Yeh et al.'s weighting (README's inpainting tables)
-    batch_size: int = 256      # images per batch of the search (each with `restarts` latents)
-    precision: str = "auto"    # as training's field: bf16 autocast where the hardware runs it fast, else fp32
 
 
 def _losses(G, D, z, y, x, w, prior_weight):
