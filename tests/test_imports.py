@@ -1,6 +1,6 @@
 """The house's shape: gankit's modules import one way (no circles), at the top of the file (few function-level
-imports, and those only where a module would otherwise load torch for `--help` or a registry before it exists), and
-code that uses a trained model never loads the training code."""
+imports, and those only where a module would otherwise load torch for `--help` or a registry before it exists),
+code that uses a trained model never loads the training code, and every function can be read in one screen."""
 
 import ast
 import subprocess
@@ -12,6 +12,7 @@ import gankit
 SRC = Path(gankit.__file__).resolve().parent
 ENTRY_POINTS = {"gankit.cli", "gankit.api", "gankit"}   # may defer torch so that `gankit --help` stays fast
 MAX_DEFERRED = 12
+MAX_FUNCTION_LINES = 60
 
 
 def _module(path: Path) -> str:
@@ -88,3 +89,14 @@ def test_the_command_lines_help_loads_without_torch():
     code = "import sys\nfrom gankit.cli import build_parser\nbuild_parser()\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long
