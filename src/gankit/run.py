@@ -29,6 +29,7 @@ import torch
 from gankit import checkpoint, config as config_mod, distributed, viz
 from gankit.config import RESUMABLE_FIELDS, Config
 from gankit.errors import ConfigError, UserError
+from gankit.models.base import eval_mode
 
 try:
     import fcntl
@@ -361,12 +362,8 @@ def progress_bar(cfg: Config, ctx: distributed.Context, start_step: int, enabled
 
 def render_samples(sampler, fixed_z: torch.Tensor, fixed_y: torch.Tensor | None) -> torch.Tensor:
     """The sampler's G (the averaged G when the run keeps one) on the fixed noise, in eval mode; a CPU tensor."""
-    was_training = sampler.G.training
-    sampler.G.eval()
-    try:
+    with eval_mode(sampler.G):
         return sampler.decode(fixed_z, fixed_y)
-    finally:
-        sampler.G.train(was_training)
 
 
 def save_pictures(x: torch.Tensor, data, run_dir: Path, step: int, cfg: Config, rec: Recorder | None = None) -> Path:

@@ -14,19 +14,16 @@ from torch import nn
 from gankit import checkpoint, config as config_mod
 from gankit.apps.common import read_images
 from gankit.errors import UserError
+from gankit.models.base import eval_mode
 from gankit.setup import load_data
 
 
 @torch.no_grad()
 def predict(D: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Class logits (N, K) on the CPU of images x (N, C, H, W) in [-1, 1], with D in eval mode (no noise)."""
-    was_training = D.training
-    D.eval()
     device = next(D.parameters()).device
-    try:
+    with eval_mode(D):
         return torch.cat([D(chunk.to(device)).float().cpu() for chunk in x.split(batch_size)])
-    finally:
-        D.train(was_training)
 
 
 def error(D: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

@@ -18,6 +18,7 @@ from torch import nn
 from gankit import checkpoint, config as config_mod, data as datasets, outputs, viz
 from gankit.apps.common import new_folder, read_images, save_npz
 from gankit.errors import UserError
+from gankit.models.base import eval_mode
 from gankit.metrics import classifier as clf
 from gankit.metrics.fid import fid_from_features
 from gankit.models.sr import downscale, upscale_bicubic
@@ -28,12 +29,8 @@ from gankit.setup import held_out, load_parts
 def upscale(G: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """G applied to low-resolution images x (N, C, h, w) in [-1, 1], in eval mode and in batches; CPU, clamped."""
     device = next(G.parameters()).device
-    was_training = G.training
-    G.eval()
-    try:
+    with eval_mode(G):
         return torch.cat([G(c.to(device)).float().clamp(-1, 1).cpu() for c in x.split(batch_size)])
-    finally:
-        G.train(was_training)
 
 
 def _ssim(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -3,10 +3,23 @@ constructor arguments, so a model can be rebuilt from a checkpoint or an export 
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 
 from gankit.models.blocks import VirtualBatchNorm, run_with_reference
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """`module` in eval mode (batch norm's running statistics, no noise layers) for the block, then as it was."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 class _Base(nn.Module):

@@ -17,6 +17,7 @@ from gankit.checkpoint import TrainState
 from gankit.config import Config
 from gankit.data.stream import Draw
 from gankit.metrics.evaluation import make_record, write_record
+from gankit.models.base import eval_mode
 from gankit.sample import Sampler
 from gankit.session import Trainer
 from gankit.setup import (build_models, device_kind, fixed_inputs, load_data, memory_errors, metric_names, resolve,
@@ -67,18 +68,14 @@ class GANTrainer(Trainer):
 
     def evaluate(self, run_dir: Path, k: int, writer) -> dict:
         """The run's eval_metrics on the current G, as the record that gankit eval also writes (eval/step-N.json)."""
-        cfg, G = self.cfg, self.sampler.G
-        was_training = G.training
-        G.eval()
-        try:
+        cfg = self.cfg
+        with eval_mode(self.sampler.G):
             ctx = metrics.EvalContext(self.sampler, self.data.for_metrics(cfg.eval_n), cfg.eval_n, seed=cfg.seed,
                                       device=str(self.device))
             names, t0 = metric_names(cfg.eval_metrics), time.perf_counter()
             results = metrics.evaluate(names, ctx)
             record = make_record(ctx, names, results, time.perf_counter() - t0, run=str(run_dir), step=k,
                                  checkpoint=None, data_name=cfg.data)
-        finally:
-            G.train(was_training)
         writer.submit(write_record, run_dir / "eval", record)
         return {f"eval/{name}": v for name, v in record["results"].items()}
 
