@@ -1,12 +1,7 @@
 """A corpus of hostile inputs: bad config values and files, bad flags, broken and odd images and IDX files,
 truncated, altered and crafted checkpoints and exports, outputs that clash, run folders that cannot be resumed.
-
-Every case runs the real CLI (in-process) in its own folder and must end in one of two ways:
-- refused: exit code 2, exactly one line on stderr ("gankit: error: ..."), and every file that was there before is
-  byte for byte the same, with no new file left behind (an invalid input changes nothing);
-- done: exit code 0 with a result that is checked (the case's `check`): never a silently wrong one.
-A Python exception escaping `main()` is a traceback and fails the case. `test_corpus_size` keeps the corpus at 150
-cases or more.
+Each case is held to the promise of tests/hostile.py (refused in one line with nothing changed, or done and
+checked). `test_corpus_size` keeps this corpus at 150 cases or more.
 """
 
 from __future__ import annotations
@@ -19,9 +14,7 @@ import pickle
 import shutil
 import struct
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -29,10 +22,10 @@ import torch
 from PIL import Image
 
 from conftest import TINY
+from hostile import Case, Corpus, run_case
 import gankit
 from gankit import checkpoint
 from gankit.cli import main
-from gankit.data import decode
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -41,20 +34,8 @@ RING = ["--data", "ring", "--model", "mlp", "--z_dim", "2", "--g_width", "8", "-
         "--d_layers", "1", "--batch_size", "16", "--n_points", "200", "--ckpt_every", "0", "--no-progress"]
 
 
-@dataclass
-class Case:
-    name: str
-    setup: Callable[[Path, dict], list]          # (work folder, fixtures) -> argv; may write the user's files
-    expect: str = "error"                        # "error", "ok" or "either"
-    needle: str = ""                             # a refused case's line must hold this
-    check: Callable[[Path, dict], None] | None = None   # a done case's result, checked
-
-
-CASES: list[Case] = []
-
-
-def case(name, setup, expect="error", needle="", check=None):
-    CASES.append(Case(name, setup, expect, needle, check))
+CASES = Corpus()
+case = CASES.case
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -591,38 +572,9 @@ case("run-name-taken", lambda w, fx: copy_run(fx, w) and [*START, "--out", w, "-
 # the harness
 
 
-def _files(root: Path) -> dict[Path, bytes]:
-    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
-@pytest.mark.parametrize("c", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("c", CASES, ids=CASES.ids)
 def test_hostile_case(c: Case, fx, tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)                       # a crafted file that ran code would leave a file here
-    monkeypatch.setattr(decode, "MAX_PIXELS", decode.MAX_PIXELS)
-    w = tmp_path / "w"
-    w.mkdir()
-    argv = [str(a) for a in c.setup(w, fx)]
-    before = _files(tmp_path)
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as e:                           # argparse
-        code = e.code
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    assert not list(tmp_path.rglob("pwned*")), "a crafted file ran code"
-    if code == 2:
-        assert c.expect in ("error", "either"), f"refused: {err}"
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith(("gankit: error:", "gankit ")), err
-        assert c.needle in lines[0], f"{c.needle!r} not in {lines[0]!r}"
-        assert _files(tmp_path) == before, "a refused input changed or left files"
-    else:
-        assert code == 0 and c.expect in ("ok", "either"), f"exit {code}: {err}"
-        changed = {p for p, data in before.items() if not p.exists() or p.read_bytes() != data}
-        assert not changed, f"a user's file changed: {changed}"
-        if c.check:
-            c.check(w, fx)
+    run_case(c, fx, tmp_path, capsys, monkeypatch)
 
 
 REAL_PROCESS = ["ckpt-crafted-pickle", "yaml-not-utf8", "images-all-garbage", "start-cuda-without-cuda"]
