@@ -49,3 +49,36 @@ def test_ablate_cli_runs_the_grid(tmp_path, cli):
     assert len(list((folder / "runs").iterdir())) == 2
     code, _, err = cli("ablate", "--data", "ring", "--model", "mlp", "--out", tmp_path, "--name", "abl")
     assert code == 2 and "exists" in err
+
+
+def test_grids_that_repeat_a_setting_or_a_seed_are_refused():
+    for vary, variants, match in [(["seed=5,5"], [], "seed is not a field"), (["pack=1,1"], [], "1 given twice"),
+                                  (["pack="], [], "names no value"), (["g_lr=1e-3,0.001"], [], "same config"),
+                                  (["lr=1e-3,2e-3", "g_lr=1e-4,2e-4"], [], "set by two axes"),
+                                  ([], ["a:pack=1", "a:pack=2"], "given twice"), ([], ["s:seed=3"], "--seeds")]:
+        with pytest.raises(UserError, match=match):
+            ablate.build_cells({}, vary, variants)
+    with pytest.raises(UserError, match="seed 3 in the base"):
+        ablate.build_cells({"seed": 3}, ["pack=1,2"], [])
+
+
+def test_each_run_gets_the_ablations_seed_last(tmp_path, monkeypatch):
+    seen = []
+
+    def fake_run(args, **kwargs):
+        seen.append(args)
+        return type("Done", (), {"returncode": 1, "stderr": "no"})()
+
+    monkeypatch.setattr(ablate.subprocess, "run", fake_run)
+    cells = ablate.build_cells({"data": "ring", "model": "mlp"}, ["pack=1,2"], [])
+    _, rows = ablate.run_ablation({"data": "ring", "seed": 7}, cells, [0, 1], tmp_path / "a", jobs=1)
+    assert all(a.count("--seed") == 1 and a[-2] == "--seed" for a in seen)   # the base's seed 7 is not passed
+    assert sorted(int(a[-1]) for a in seen) == [0, 0, 1, 1]
+    assert sorted((r["cell"], r["seed"]) for r in rows) == [("pack=1", 0), ("pack=1", 1), ("pack=2", 0), ("pack=2", 1)]
+
+
+def test_a_damaged_line_of_a_run_is_named_and_skipped(tmp_path, caplog):
+    (tmp_path / "metrics.jsonl").write_bytes(b'{"step": 2, "eval/fid": 3.0, "sec": 1.5}\n{"step": 4, "eval/f\n'
+                                             b'\xff\n{"step": 4, "eval/fid": 2.0}\n')
+    assert ablate._final_eval(tmp_path) == {"fid": 2.0, "train_sec": 1.5}
+    assert "skipped 2 damaged line(s)" in caplog.text and "metrics.jsonl (line 2, 3)" in caplog.text

@@ -123,3 +123,26 @@ def test_torchscript_fallback_and_the_onnxruntime_check(tmp_path, monkeypatch):
         G.net[-1].bias.add_(0.1)                   # G no longer matches the file: the check must say so
     with pytest.raises(RuntimeError, match="differs from G"):
         export.check_onnx(G, tmp_path / "g.onnx")
+
+
+def test_an_export_without_its_checksum_or_with_nonfinite_weights_is_refused(runs, tmp_path):
+    from safetensors.torch import save_file
+
+    from gankit.errors import UserError
+    from gankit.export import export
+
+    export(runs[0], tmp_path / "exp")
+    meta_file, weights_file = tmp_path / "exp" / "generator.json", tmp_path / "exp" / "generator.safetensors"
+    meta = json.loads(meta_file.read_text())
+    meta["weights"].pop("sha256")
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="records no SHA-256 of generator.safetensors.*re-export"):
+        load_sampler(tmp_path / "exp")
+    weights = load_file(str(weights_file))
+    key = next(k for k, v in weights.items() if v.is_floating_point() and v.dim() > 1)
+    weights[key] = torch.full_like(weights[key], float("nan"))
+    save_file(weights, str(weights_file), metadata={"format": "pt"})
+    meta["weights"]["sha256"] = checkpoint.sha256_file(weights_file)     # the checksum of the NaN weights
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(UserError, match=f"{key} holds NaN or infinity"):
+        load_sampler(tmp_path / "exp")

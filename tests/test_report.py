@@ -101,3 +101,22 @@ def test_report_notes_unreadable_lines_and_refuses_non_runs(runs, tmp_path, cli)
     (tmp_path / "empty").mkdir()
     code, _, err = cli("report", tmp_path / "empty")
     assert code == 2 and "not a run folder" in err
+
+
+def test_damaged_records_are_named_and_skipped(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 2, "loss_d": 1.0}\n{"step": NaN, "loss_d": 2.0}\n\xff\xfe\n{"step": "x"}\n'
+                     b'{"step": 4.0, "loss_d": 0.5}\n[1]\n')
+    said = []
+    rows, bad = report.read_rows(path, warn=said.append)
+    assert [r["step"] for r in rows] == [2, 4] and bad == 4
+    assert len(said) == 1 and str(path) in said[0]
+    assert "line 2: step nan" in said[0] and "line 3: not UTF-8" in said[0] and "and 1 more" in said[0]
+    assert report.series(rows)["loss_d"] == ([2, 4], [1.0, 0.5])
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    (ev / "step-0000002.json").write_text(json.dumps({"step": 2, "results": {"fid": 3.0}}))
+    (ev / "step-0000009.json").write_text(json.dumps({"step": "nine", "results": {"fid": 1.0}}))
+    said.clear()
+    record, n = report.latest_evaluation(ev, warn=said.append)
+    assert record["step"] == 2 and n == 1 and "step-0000009.json: step 'nine'" in said[0]

@@ -1,21 +1,30 @@
 """Streaming (stream: on): batches decoded in DataLoader workers from a folder or from tar shards are the batches
 the same set held in memory gives; each torchrun process reads its own part; a resumed run equals an uninterrupted
-one; metrics use a fixed subset."""
+one; metrics use a fixed subset. While workers decode: kill -9 of the trainer frees its run folder at once (the
+workers hold no copy of the lock), and SIGTERM, to the trainer or to all of its processes, saves its last clean
+state; either way the resumed run ends bit-identical to an uninterrupted one."""
 
+import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+import gankit
+import gankit.run
 from conftest import TINY
-from gankit import data, distributed
+from gankit import checkpoint, data, distributed
+from gankit.cli import main
 from gankit.data.shards import write_shards
-from gankit.data.stream import Draw, StreamedDataset
+from gankit.data.stream import Draw, ImageSource, StreamedDataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 N = 70
@@ -127,3 +136,172 @@ def test_torchrun_streams_tar_shards(folder, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     ckpt = torch.load(tmp_path / "ddp" / "checkpoints" / "latest.pt", weights_only=True)
     assert ckpt["nimg"] == 3 * 16 * 2 and ckpt["batches"] == 3
+
+
+def test_shards_that_are_cut_or_mislabelled_are_refused_by_name(folder, tmp_path):
+    from gankit.errors import UserError
+
+    write_shards(folder, tmp_path / "sh", per_shard=30)
+    assert data.load(f"shards:{tmp_path / 'sh'}", img_size=16, stream="off").class_names == ["c0", "c1"]
+    names = tmp_path / "sh" / "classes.txt"
+    names.write_text("c0\n")                                  # one name short; the final newline names nothing
+    with pytest.raises(UserError, match="names 1 classes, but .* has class index 1"):
+        data.load(f"shards:{tmp_path / 'sh'}", img_size=16, stream="off")
+    names.write_text("c0\nc1\n")
+    last = tmp_path / "sh" / "shard-000002.tar"
+    last.write_bytes(last.read_bytes()[:3000])                # a copy that stopped part way
+    with pytest.raises(UserError, match="shard-000002.tar is truncated"):
+        data.load(f"shards:{tmp_path / 'sh'}", img_size=16, stream="on", workers=1)
+    with pytest.raises(UserError, match="more than 100,000"):
+        data.load(f"shards:{tmp_path}/x-{{0..999999999}}.tar", img_size=16)
+
+
+# ---- the run's lock, kill -9 and SIGTERM while DataLoader workers decode ----------------------------------------
+
+SRC = str(Path(gankit.__file__).resolve().parents[1])
+# The trainer, run by the tests below in a process of its own; its DataLoader workers are forked from it.
+#   pause:   after the checkpoint of step 10, writes the workers' pids to $MARKER; from then on a worker asked for a
+#            batch sleeps (so it is alive, for certain, when the trainer is killed), and so training waits
+#   process: SIGTERM to the trainer alone at step 18;  group: SIGTERM to the trainer and its workers at step 18
+#            (as systemd and Slurm stop a job: every process of it)
+TRAINER = """
+import json, multiprocessing, os, signal, sys, time
+from gankit import checkpoint
+from gankit.data import stream
+from gankit.tasks.gan import GANTrainer
+how, marker = sys.argv.pop(1), os.environ["MARKER"]
+if how == "pause":
+    save, getitems = checkpoint.save_step, stream.ImageSource.__getitems__
+    def save_then_pause(state, folder, step):
+        path = save(state, folder, step)
+        with open(marker + ".tmp", "w") as f:
+            json.dump([p.pid for p in multiprocessing.active_children()], f)
+        os.replace(marker + ".tmp", marker)
+        return path
+    def slow(self, idx):
+        if os.path.exists(marker):
+            time.sleep(120)
+        return getitems(self, idx)
+    checkpoint.save_step, stream.ImageSource.__getitems__ = save_then_pause, slow
+else:
+    train_step = GANTrainer.train_step
+    def terminated_in_step_18(self, k):
+        if k == 17:
+            with open(marker, "w") as f:
+                json.dump([p.pid for p in multiprocessing.active_children()], f)
+            (os.killpg if how == "group" else os.kill)(0 if how == "group" else os.getpid(), signal.SIGTERM)
+        return train_step(self, k)
+    GANTrainer.train_step = terminated_in_step_18
+from gankit.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+STEPS = 20
+
+
+def _streamed_flags(folder, out):
+    return [*TINY, "--data", f"folder:{folder}", "--stream", "on", "--data_workers", 1, "--steps", STEPS,
+            "--ckpt_every", 10, "--log_every", 5, "--out", out]
+
+
+def _trainer(how, args, marker):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": SRC, "MARKER": str(marker)}
+    return subprocess.Popen([sys.executable, "-c", TRAINER, how, "train", *map(str, args)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)   # its own process group: "group" signals it and its workers only
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _same_state(a: Path, b: Path) -> None:
+    """Two runs' last checkpoints hold the same counters and the same tensors (models, optimizers, RNG states)."""
+    sa, sb = (torch.load(r / "checkpoints" / "latest.pt", weights_only=True) for r in (a, b))
+    assert (sa["step"], sa["nimg"], sa["batches"]) == (sb["step"], sb["nimg"], sb["batches"]) and sa["step"] == STEPS
+
+    def tensors(obj, path=""):
+        if isinstance(obj, torch.Tensor):
+            yield path, obj
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                yield from tensors(v, f"{path}.{k}")
+        elif isinstance(obj, (list, tuple)):
+            for i, v in enumerate(obj):
+                yield from tensors(v, f"{path}[{i}]")
+    ta, tb = (dict(tensors({k: s[k] for k in ("G", "D", "G_ema", "opt_g", "opt_d", "rng")})) for s in (sa, sb))
+    assert ta.keys() == tb.keys() and len(ta) > 10
+    differ = [k for k in ta if not torch.equal(ta[k], tb[k])]
+    assert not differ, f"differ after the interruption: {differ[:5]}"
+
+
+@pytest.fixture(scope="module")
+def streamed_reference(folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("streamed-reference")
+    assert main(["train", *map(str, _streamed_flags(folder, out)), "--name", "ref"]) == 0
+    return out / "ref"
+
+
+def test_kill_9_of_a_streamed_run_frees_it_at_once_and_resume_is_exact(folder, tmp_path, cli, streamed_reference):
+    run, marker = tmp_path / "cut", tmp_path / "workers.json"
+    proc = _trainer("pause", [*_streamed_flags(folder, tmp_path), "--name", "cut"], marker)
+    workers = []
+    try:
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.05)
+        workers = json.loads(marker.read_text())
+        assert workers and all(map(_alive, workers))
+        # a live run is still refused: its workers closed their copies of its lock, the trainer holds it
+        code, _, err = cli("train", "--resume", run, "--no-progress")
+        assert code == 2 and "in use by another gankit process" in err, err
+        for pid in workers:
+            held = [os.path.realpath(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+            assert str(run.resolve()) not in held, f"worker {pid} holds the run folder open"
+        proc.kill()
+        proc.wait()
+        assert all(map(_alive, workers)), "the orphaned workers are what this test is about"
+        run_folder = gankit.run.RunFolder.existing(run)   # at once, orphans alive: the lock ended with the trainer
+        run_folder.close()
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert checkpoint.steps_available(run / "checkpoints") == [10]
+    code, _, err = cli("train", "--resume", run, "--no-progress")
+    assert code == 0, err
+    _same_state(streamed_reference, run)
+
+
+@pytest.mark.parametrize("to", ["process", "group"])
+def test_sigterm_of_a_streamed_run_saves_and_resume_is_exact(to, folder, tmp_path, cli, streamed_reference):
+    run, marker = tmp_path / "cut", tmp_path / "workers.json"
+    proc = _trainer(to, [*_streamed_flags(folder, tmp_path), "--name", "cut"], marker)
+    try:
+        err = proc.communicate(timeout=300)[1]
+    finally:
+        proc.kill()
+    assert json.loads(marker.read_text()), "no DataLoader worker was running"
+    assert proc.returncode == 143 and "saved the last clean state (step 15)" in err, err
+    assert "could not save" not in err and "killed by signal" not in err, err
+    # the checkpoint of step 10, and the last clean state (the record of step 15) saved on the way out
+    assert checkpoint.steps_available(run / "checkpoints") == [10, 15]
+    code, _, err = cli("train", "--resume", run, "--no-progress")
+    assert code == 0, err
+    _same_state(streamed_reference, run)
+
+
+def test_the_fingerprint_of_10000_files_takes_well_under_a_second(tmp_path):
+    for i in range(10_000):
+        (tmp_path / f"{i:05d}.png").write_bytes(b"x" * (i % 7))
+    source = ImageSource("RGB", 16, "crop", files=sorted(str(p) for p in tmp_path.iterdir()))
+    t0 = time.perf_counter()
+    n, digest = source.files_digest()
+    assert time.perf_counter() - t0 < 0.5 and n == 10_000
+    assert source.files_digest() == [n, digest]                                   # the same files, the same digest
+    os.utime(tmp_path / "00007.png", ns=(0, 10**18))
+    assert source.files_digest()[1] != digest                                     # one file rewritten: another one

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import logging
 import math
 import os
 import subprocess
@@ -26,6 +27,7 @@ from gankit.errors import UserError
 
 # Shorthands that set several fields at once.
 ALIASES = {"norm": ("g_norm", "d_norm"), "act": ("g_act", "d_act"), "lr": ("g_lr", "d_lr")}
+log = logging.getLogger("gankit")
 
 
 @dataclass
@@ -35,7 +37,9 @@ class Cell:
 
 
 def parse_vary(items: list[str]) -> list[list[tuple[str, dict]]]:
-    """`field=a,b,c` -> one axis of (label, {field: value}). Aliases such as norm= set several fields."""
+    """`field=a,b,c` -> one axis of (label, {field: value}). Aliases such as norm= set several fields. An axis
+    needs at least one value, each value once; seed is not a field to vary (--seeds gives every setting its
+    seeds)."""
     axes = []
     for item in items:
         if "=" not in item:
@@ -46,8 +50,22 @@ def parse_vary(items: list[str]) -> list[list[tuple[str, dict]]]:
             if f not in config_mod.FIELDS:
                 raise UserError(f"ablate: --vary {key}: unknown field; use a config field or one of "
                                 f"{', '.join(ALIASES)}")
-        axes.append([(f"{key}={v}", {f: v for f in fields}) for v in values.split(",") if v != ""])
+        _not_seed(fields, f"--vary {key}")
+        given = [v for v in values.split(",") if v.strip() != ""]
+        if not given:
+            raise UserError(f"ablate: --vary {key}= names no value; give {key}=V1,V2,...")
+        twice = sorted({v for v in given if given.count(v) > 1})
+        if twice:
+            raise UserError(f"ablate: --vary {key}: {', '.join(twice)} given twice; each value once (a repeated "
+                            "setting would count as more seeds than ran)")
+        axes.append([(f"{key}={v}", {f: v for f in fields}) for v in given])
     return axes
+
+
+def _not_seed(fields, where: str) -> None:
+    if "seed" in fields:
+        raise UserError(f"ablate: {where}: every setting runs seeds 0..N-1 (--seeds N), so seed is not a field to "
+                        "vary or set; use --seeds")
 
 
 def parse_variant(items: list[str]) -> list[tuple[str, dict]]:
@@ -57,11 +75,14 @@ def parse_variant(items: list[str]) -> list[tuple[str, dict]]:
         label, colon, body = item.partition(":")
         if not colon or not label:
             raise UserError(f"ablate: --variant expects LABEL:FIELD=V;FIELD=V (or LABEL: for the base), got {item!r}")
+        if label in [a[0] for a in axis]:
+            raise UserError(f"ablate: --variant {label}: the label is given twice; each variant needs its own")
         values = {}
         for pair in filter(None, body.split(";")):
             key, eq, value = pair.partition("=")
             if not eq:
                 raise UserError(f"ablate: --variant {label}: {pair!r} is not FIELD=V")
+            _not_seed(ALIASES.get(key, (key,)), f"--variant {label}")
             for f in ALIASES.get(key, (key,)):
                 values[f] = value
         axis.append((label, values))
@@ -69,29 +90,64 @@ def parse_variant(items: list[str]) -> list[tuple[str, dict]]:
 
 
 def build_cells(base: dict, vary: list[str], variants: list[str]) -> list[Cell]:
+    """Every combination of the axes, each validated; refused when the base sets seed, when two axes set one field
+    (the later would silently win) or when two cells come out the same config (1e-3 and 0.001)."""
+    if "seed" in base:
+        _not_seed(("seed",), f"seed {base['seed']} in the base config")
     axes = parse_vary(vary)
     if variants:
         axes.append(parse_variant(variants))
     if not axes:
         return [Cell("base", {})]
-    cells = []
+    owner: dict[str, int] = {}  # field -> the axis (its id) that sets it
+    for axis in axes:
+        for f in {f for _, values in axis for f in values}:
+            if f in owner and owner[f] != id(axis):
+                raise UserError(f"ablate: {f} is set by two axes (--vary/--variant); set each field on one axis")
+            owner[f] = id(axis)
+    cells, seen = [], []
     for combo in itertools.product(*axes):
         values = {}
         for _, v in combo:
             values.update(v)
-        config_mod.load(None, {**base, **values})  # validate every cell before anything runs
-        cells.append(Cell(" ".join(label for label, _ in combo), values))
+        cfg = config_mod.load(None, {**base, **values})  # validate every cell before anything runs
+        name = " ".join(label for label, _ in combo)
+        same = next((other for c, other in seen if c == cfg), None)
+        if same is not None:
+            raise UserError(f"ablate: the settings {same!r} and {name!r} are the same config; give each setting "
+                            "once")
+        seen.append((cfg, name))
+        cells.append(Cell(name, values))
     return cells
 
 
 def _final_eval(run_dir: Path) -> dict:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    out = {}
-    for row in rows:
-        out.update({k[5:]: v for k, v in row.items() if k.startswith("eval/")})
-        if "sec" in row:
+    """The last eval/* values and the loop's clock from a run's metrics.jsonl; a damaged line (a run killed
+    mid-write) is skipped, named by file and line in one warning."""
+    path = run_dir / "metrics.jsonl"
+    out, bad = {}, []
+    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            bad.append(number)
+            continue
+        if not isinstance(row, dict):
+            bad.append(number)
+            continue
+        out.update({k[5:]: v for k, v in row.items() if k.startswith("eval/") and _number(v)})
+        if "sec" in row and _number(row["sec"]):
             out["train_sec"] = row["sec"]  # the training loop's own clock, without start-up and evaluation
+    if bad:
+        log.warning(f"ablate: skipped {len(bad)} damaged line(s) of {path} (line {', '.join(map(str, bad[:5]))}"
+                    + (", ..." if len(bad) > 5 else "") + ")")
     return out
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def run_ablation(base: dict, cells: list[Cell], seeds: list[int], out: Path, jobs: int,
@@ -110,10 +166,11 @@ def run_ablation(base: dict, cells: list[Cell], seeds: list[int], out: Path, job
 
     def one(ci: int, cell: Cell, seed: int) -> dict:
         name = f"c{ci:02d}-s{seed}"
-        args = [sys.executable, "-m", "gankit", "train", "--no-progress", "--out", str(out / "runs"),
-                "--name", name, "--seed", str(seed)]
+        args = [sys.executable, "-m", "gankit", "train", "--no-progress", "--out", str(out / "runs"), "--name", name]
         for k, v in {**base, **cell.values}.items():
-            args += [f"--{k}", str(v)]
+            if k != "seed":
+                args += [f"--{k}", str(v)]
+        args += ["--seed", str(seed)]  # last: the run's seed is the ablation's, whatever base or cell holds
         t0 = time.time()
         proc = subprocess.run(args, capture_output=True, text=True, env=env)
         row = {"cell": cell.name, "seed": seed, "run": name, "seconds": round(time.time() - t0, 1),
@@ -142,11 +199,10 @@ def collect(folder: Path) -> tuple[list[Cell], list[dict]]:
     meta_file = Path(folder) / "ablation.json"
     if not meta_file.is_file():
         raise UserError(f"ablate: {folder} is not an ablation folder (no ablation.json)")
-    meta = json.loads(meta_file.read_text())
-    cells = [Cell(c["name"], c["values"]) for c in meta["cells"]]
+    cells, seeds = _read_meta(meta_file)
     rows = []
     for ci, cell in enumerate(cells):
-        for seed in meta["seeds"]:
+        for seed in seeds:
             run = Path(folder) / "runs" / f"c{ci:02d}-s{seed}"
             if not (run / "metrics.jsonl").is_file():
                 continue
@@ -154,6 +210,27 @@ def collect(folder: Path) -> tuple[list[Cell], list[dict]]:
             row["ok"] = (run / "checkpoints" / "latest.pt").is_file() and len(row) > 4
             rows.append(row)
     return cells, rows
+
+
+def _read_meta(path: Path) -> tuple[list[Cell], list[int]]:
+    """ablation.json's cells and seeds, refused in one line naming the file when it is damaged."""
+    fail = f"ablate: {path} is damaged ({{}}); it cannot be summarised"
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise UserError(fail.format("not UTF-8 JSON")) from None
+    try:
+        cells, seeds = [Cell(c["name"], c["values"]) for c in meta["cells"]], list(meta["seeds"])
+    except (KeyError, TypeError):
+        cells, seeds = [], None
+    if not cells or seeds is None or not all(isinstance(c.name, str) and isinstance(c.values, dict) for c in cells) \
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise UserError(fail.format("not the cells and seeds that `gankit ablate` writes"))
+    for kind, items in (("setting", [c.name for c in cells]), ("seed", seeds)):
+        twice = sorted({str(i) for i in items if items.count(i) > 1})
+        if twice:
+            raise UserError(fail.format(f"the {kind} {', '.join(twice)} is named twice"))
+    return cells, seeds
 
 
 def summarise(cells: list[Cell], rows: list[dict]) -> tuple[list[str], list[dict]]:

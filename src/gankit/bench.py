@@ -7,6 +7,9 @@ the config's image size, channels, z_dim and widths; it gets the same real batch
 
 Rounds alternate: gankit, then the reference, then gankit again, ..., so that a machine whose speed drifts (other
 processes, turbo, a shared VM) affects both alike; the ratio is the median of the per-round ratios.
+
+A task other than the GAN (task ssl, sr) is timed by its own step, as its trainer (gankit/tasks/) builds it for a
+run; the reference, a GAN's step, is for task gan only.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from gankit.errors import UserError
 from gankit.data.stream import Batches
 from gankit.setup import build_models, fixed_inputs, load_data, resolve, resolve_device
 from gankit.step import Step, autocast_dtype, make_optimizers
+from gankit.tasks import TRAINERS
 
 # ----------------------------------------------------------------------------------------------------------------
 # the reference: pytorch/examples dcgan/main.py, generalised from 64 px to 16-128 px like gankit's DCGAN
@@ -159,13 +163,13 @@ def _peak_memory(device: torch.device) -> int:
 def bench(cfg: Config, timed_steps: int = 20, rounds: int = 3, warmup: int = 5, reference: bool = False,
           progress=print) -> dict:
     """Measure gankit's step (and the reference's) on cfg's data and models; returns a dict of results."""
-    if cfg.task != "gan":
-        raise UserError(f"bench: times the GAN's training step (task gan); task {cfg.task} has a step of its own "
-                        "that bench does not build")
+    if reference and cfg.task != "gan":
+        raise UserError(f"bench: --reference compares with pytorch/examples' DCGAN step, a GAN's; task {cfg.task} "
+                        "is timed on its own (drop --reference)")
     if reference and (cfg.model != "dcgan" or cfg.cond != "none"):
         raise UserError("bench: --reference compares with pytorch/examples' unconditional DCGAN; use model dcgan "
                         "with cond none")
-    cfg, runs, step, device = _set_up(cfg, reference)
+    cfg, runs, step, device = _set_up(cfg, reference) if cfg.task == "gan" else _set_up_task(cfg)
     dtype = autocast_dtype(cfg.precision, device)
     results, notes = {name: Result(name, [], cfg.batch_size) for name in runs}, []
     first_step = None
@@ -223,6 +227,15 @@ def _set_up(cfg: Config, reference: bool):
     return cfg, runs, step, device
 
 
+def _set_up_task(cfg: Config):
+    """Another task's own step (tasks/: ssl, sr), as its trainer builds it for a run: (resolved cfg, {"gankit":
+    fn(k)}, its Step, device). Its batch is cfg.batch_size images (ssl's step also draws a labelled batch)."""
+    trainer = TRAINERS[cfg.task](cfg)
+    if trainer.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return trainer.cfg, {"gankit": trainer.train_step}, trainer.step, trainer.device
+
+
 def _first_steps(result: Result, fn, device, warmup: int, cfg: Config, notes: list) -> float:
     """The first step (timed: compilation, allocation), the warm-up, the FLOPs of a step and the peak memory;
     returns the first step's seconds."""
@@ -269,9 +282,12 @@ def report(out: dict) -> str:
     res = out["results"]
     cfg = out["config"]
     peak_key = out["precision"]
-    lines = [f"device: {out['device']} · {cfg.model} {cfg.img_size}px, z {cfg.z_dim}, widths {cfg.g_width}/"
-             f"{cfg.d_width}, batch {cfg.batch_size} · gankit precision {out['precision']}, channels_last "
-             f"{cfg.channels_last}, reuse_fake {cfg.reuse_fake}, compile {cfg.compile} · {out['rounds']} rounds of "
+    gan = (f"{cfg.model} {cfg.img_size}px, z {cfg.z_dim}, widths {cfg.g_width}/{cfg.d_width}, batch "
+           f"{cfg.batch_size} · gankit precision {out['precision']}, channels_last {cfg.channels_last}, reuse_fake "
+           f"{cfg.reuse_fake}, compile {cfg.compile}")
+    task = (f"task {cfg.task}'s own step, {cfg.img_size}px, widths {cfg.g_width}/{cfg.d_width}, batch "
+            f"{cfg.batch_size} · precision {out['precision']}")
+    lines = [f"device: {out['device']} · {gan if cfg.task == 'gan' else task} · {out['rounds']} rounds of "
              f"{out['timed_steps']} steps",
              "measured peak (a 4x4 convolution): " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in out["peak_flops"].items()),
              "", "| loop | img/s | ms/step | GFLOP/step | GFLOP/s | share of peak | peak memory | ratio |",

@@ -16,6 +16,8 @@ import base64
 import html
 import io
 import json
+import logging
+import math
 import re
 from pathlib import Path
 
@@ -29,25 +31,63 @@ LOSS_KEYS = ("loss_d", "loss_g", "penalty")
 D_KEYS = ("D(x)", "D(G(z))")
 NOT_CURVES = {"step", "nimg", "sec", "event"}
 _GRID = re.compile(r"step-(\d+)\.png$")
+log = logging.getLogger("gankit")
 
 
-def read_rows(path: Path) -> tuple[list[dict], int]:
-    """metrics.jsonl as a list of dicts, and how many lines could not be read (a run killed mid-write can leave
-    half a line)."""
-    rows, bad = [], 0
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
+MAX_STEP = 2**62                     # a step past this is no step a run reached
+
+
+def read_rows(path: Path, warn=None) -> tuple[list[dict], int]:
+    """metrics.jsonl as a list of dicts, and how many lines were skipped: lines that are not UTF-8 or not JSON (a
+    run killed mid-write can leave half a line), not an object, or without a step that is a whole number >= 0.
+    `warn(text)` gets one line naming the file and the first skipped lines (the log's warning by default): a report
+    of a long run is not lost to one bad line, and no bad line is dropped without a word."""
+    rows, bad = [], []
+    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
+        why = None
         try:
-            row = json.loads(line)
-        except ValueError:
-            bad += 1
-            continue
-        if isinstance(row, dict) and isinstance(row.get("step"), (int, float)):
-            rows.append(row)
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            why = "not UTF-8"
         else:
-            bad += 1
-    return rows, bad
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (ValueError, RecursionError):
+                why = "not JSON"
+            else:
+                why = _bad_row(row)
+        if why:
+            bad.append(f"line {number}: {why}")
+        else:
+            rows.append(row)
+    if bad:
+        (warn or log.warning)(f"report: skipped {len(bad)} damaged line(s) of {path} ({'; '.join(bad[:3])}"
+                              + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "") + ")")
+    return rows, len(bad)
+
+
+def _bad_row(row) -> str | None:
+    """Why a parsed line is no record, or None."""
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    if "step" not in row:
+        return "no step"
+    step = row["step"]
+    if isinstance(step, float) and math.isfinite(step) and step.is_integer() and 0 <= step <= MAX_STEP:
+        step = row["step"] = int(step)                      # 4.0, as some writers give an int
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        return f"step {_short(step)} is not a whole number >= 0"
+    for k, v in list(row.items()):  # a number too large for a float (1e400 is inf; a 400-digit int fails)
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**1000:
+            return f"{_short(k)} is {len(str(v))} digits long"
+    return None
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def series(rows: list[dict]) -> dict[str, tuple[list[int], list[float]]]:
@@ -101,23 +141,35 @@ def plot(curves: dict, keys: list[str], title: str, resume_steps: list[int], yli
 
 def pick_grids(folder: Path) -> tuple[list[tuple[int, Path]], int]:
     """Up to MAX_GRIDS of samples/step-NNNNNNN.png, evenly spaced, and how many there are in all."""
-    grids = sorted((int(m.group(1)), p) for p in folder.glob("step-*.png") if (m := _GRID.search(p.name)))
+    grids = sorted((int(m.group(1)), p) for p in folder.glob("step-*.png")
+                   if (m := _GRID.search(p.name)) and p.is_file())
     if len(grids) <= MAX_GRIDS:
         return grids, len(grids)
     idx = sorted({round(i * (len(grids) - 1) / (MAX_GRIDS - 1)) for i in range(MAX_GRIDS)})
     return [grids[i] for i in idx], len(grids)
 
 
-def latest_evaluation(folder: Path) -> tuple[dict | None, int]:
-    """The newest readable RUN/eval/*.json (highest step, then the latest written), and how many there are."""
-    records = []
-    for path in Path(folder).glob("*.json"):
+def latest_evaluation(folder: Path, warn=None) -> tuple[dict | None, int]:
+    """The newest readable RUN/eval/*.json (highest step, then the latest written), and how many there are. A file
+    that is no evaluation record (not UTF-8 JSON, no `results` object, a step that is not a whole number >= 0) is
+    skipped, and named in one warning line."""
+    records, bad = [], []
+    for path in sorted(Path(folder).glob("*.json")):
         try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
+            record = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+            bad.append(f"{path.name}: {'not UTF-8' if isinstance(e, UnicodeDecodeError) else 'not JSON'}")
             continue
-        if isinstance(record, dict) and isinstance(record.get("results"), dict):
-            records.append((record.get("step") or 0, path.stat().st_mtime, path.name, record))
+        step = record.get("step") if isinstance(record, dict) else None
+        if not isinstance(record, dict) or not isinstance(record.get("results"), dict):
+            bad.append(f"{path.name}: no results")
+        elif step is not None and (isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP):
+            bad.append(f"{path.name}: step {_short(step)} is not a whole number >= 0")
+        else:
+            records.append((step or 0, path.stat().st_mtime, path.name, record))
+    if bad:
+        (warn or log.warning)(f"report: skipped {len(bad)} damaged evaluation record(s) in {folder} "
+                              f"({'; '.join(bad[:3])}" + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "") + ")")
     if not records:
         return None, 0
     *_, name, record = max(records, key=lambda r: r[:3])
@@ -133,9 +185,20 @@ def evaluation_table(record: dict) -> str:
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{fmt(v)}</td><td>{fmt(res.get(k + '_floor'))}</td></tr>"
                    for k, v in res.items() if not k.endswith("_floor") and k not in INFO_KEYS)
     return ("<table><tr><th>metric</th><th>model</th><th>floor (real vs real)</th></tr>" + rows + "</table>"
-            f"<p>Step {record.get('step')}, {record.get('n')} samples, features: "
-            f"{html.escape(str(record.get('features')))}, seed {record.get('seed')} (<code>eval/{html.escape(record['file'])}</code>). The floor is the same "
+            f"<p>Step {record.get('step')}, {html.escape(str(record.get('n')))} samples, features: "
+            f"{html.escape(str(record.get('features')))}, seed {html.escape(str(record.get('seed')))} "
+            f"(<code>eval/{html.escape(record['file'])}</code>). The floor is the same "
             "metric with real data in place of generated samples, at the same sample count.</p>")
+
+
+def _text(path: Path) -> str:
+    """A text file shown on the page; bytes that are not UTF-8 are shown as \ufffd, with a warning."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        log.warning(f"report: {path} is not UTF-8 (byte {e.start}); shown with its undecodable bytes replaced")
+        return raw.decode("utf-8", errors="replace")
 
 
 def _img(data: bytes, alt: str) -> str:
@@ -145,7 +208,7 @@ def _img(data: bytes, alt: str) -> str:
 def render(run_dir: Path) -> str:
     """The page for `run_dir`, as a string."""
     run_dir = Path(run_dir)
-    config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
+    config = _text(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else ""
     rows, bad = read_rows(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else ([], 0)
     curves, res = series(rows), resumes(rows)
     last = max((r["step"] for r in rows if "loss_d" in r), default=None)

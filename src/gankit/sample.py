@@ -10,6 +10,7 @@ sampling never needs the writer.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from gankit.models import generator_from_spec
 
 EXPORT_WEIGHTS = "generator.safetensors"
 EXPORT_META = "generator.json"
+log = logging.getLogger("gankit")
 
 
 @dataclass
@@ -103,29 +105,25 @@ def _from_checkpoint(saved: checkpoint.Saved, device) -> Sampler:
                     "ema": saved.has_ema})
 
 
+REEXPORT = "re-export it from its run (gankit export RUN --out DIR)"
+
+
 def load_generator(folder: str | Path, device: str = "cpu") -> torch.nn.Module:
-    """G rebuilt from an export folder alone: generator.json's architecture and arguments, then the weights
-    (checked against the recorded SHA-256). In eval mode, on `device`."""
+    """G rebuilt from an export folder alone: generator.json's architecture and arguments, then the weights,
+    checked against the recorded SHA-256 and against G itself (every tensor there, of G's shape and dtype, finite),
+    and one forward pass that must give finite values. In eval mode, on `device`. Every refusal is a UserError
+    "export: cannot load the exported generator in DIR (what is wrong, in which file)"."""
     folder = Path(folder)
     try:
-        meta = json.loads((folder / EXPORT_META).read_text(encoding="utf-8"))
-        if not isinstance(meta, dict):
-            raise ValueError(f"{EXPORT_META} holds no generator description")
-        if meta.get("architecture") is not None:  # format 2; format 1 had the spec alone
-            if not isinstance(meta.get("arguments"), dict):
-                raise ValueError(f"{EXPORT_META} holds no constructor arguments")
-            spec = {"arch": meta["architecture"], **meta["arguments"]}
-        else:
-            spec = meta["spec"]
-        if not isinstance(spec, dict):
-            raise ValueError(f"{EXPORT_META} holds no generator spec")
-        checkpoint.check_spec(spec)
-        weights = folder / Path(str(meta.get("weights", {}).get("file", EXPORT_WEIGHTS))).name
-        want = meta.get("weights", {}).get("sha256")
-        if want and checkpoint.sha256_file(weights) != want:
-            raise ValueError(f"{weights.name} does not match the SHA-256 in {EXPORT_META}")
-        G = generator_from_spec(spec)
-        G.load_state_dict(load_file(str(weights)))
+        meta = _read_meta(folder)
+        G, weights = _build(meta), _weights_file(folder, meta)
+        _check_checksum(folder, meta, weights)
+        state = load_file(str(weights))
+        _check_tensors(G, state, weights.name)
+        G.load_state_dict(state)
+        _check_output(G.eval(), weights.name)
+    except _Refused as e:
+        raise UserError(f"export: cannot load the exported generator in {folder} ({e})") from None
     except Exception as e:  # noqa: BLE001: a missing, truncated or edited export: json, safetensors and the model
         # constructors raise many error types, and every one of them means the same to the user
         detail = (str(e).splitlines() or [type(e).__name__])[0][:160]
@@ -133,12 +131,102 @@ def load_generator(folder: str | Path, device: str = "cpu") -> torch.nn.Module:
     return G.to(device).eval()
 
 
+class _Refused(Exception):
+    """An export that is readable but wrong; the message names the file and what is wrong."""
+
+
+def _read_meta(folder: Path) -> dict:
+    meta = json.loads((folder / EXPORT_META).read_text(encoding="utf-8"))
+    if not isinstance(meta, dict):
+        raise ValueError(f"{EXPORT_META} holds no generator description")
+    return meta
+
+
+def _build(meta: dict) -> torch.nn.Module:
+    if meta.get("architecture") is not None:  # format 2; format 1 had the spec alone
+        if not isinstance(meta.get("arguments"), dict):
+            raise ValueError(f"{EXPORT_META} holds no constructor arguments")
+        spec = {"arch": meta["architecture"], **meta["arguments"]}
+    else:
+        spec = meta["spec"]
+    if not isinstance(spec, dict):
+        raise ValueError(f"{EXPORT_META} holds no generator spec")
+    checkpoint.check_spec(spec)
+    try:
+        return generator_from_spec(spec)
+    except (ValueError, TypeError) as e:  # an unknown architecture, an argument the class does not take
+        raise _Refused(f"{EXPORT_META}: {(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
+
+
+def _weights_file(folder: Path, meta: dict) -> Path:
+    record = meta.get("weights")
+    name = record.get("file", EXPORT_WEIGHTS) if isinstance(record, dict) else EXPORT_WEIGHTS
+    weights = folder / Path(str(name)).name                 # inside the export folder, whatever the json says
+    if not weights.is_file():
+        raise _Refused(f"{weights.name} is missing; copy the whole export folder, or {REEXPORT}")
+    return weights
+
+
+def _check_checksum(folder: Path, meta: dict, weights: Path) -> None:
+    """Format 2 records the weights' SHA-256 and must still hold it; an export of format 1 (which had none) is read
+    with a warning."""
+    record = meta.get("weights")
+    want = record.get("sha256") if isinstance(record, dict) else None
+    old = meta.get("format_version") in (None, 1) and meta.get("architecture") is None and record is None
+    if want is None and old:
+        log.warning(f"export: {folder} is an export of format 1, which records no checksum: its weights are not "
+                    f"checked; {REEXPORT} to have them checked")
+        return
+    if not (isinstance(want, str) and re.fullmatch(r"[0-9a-f]{64}", want)):
+        got = "" if want is None else f" (weights.sha256 is {str(want)[:40]!r})"
+        raise _Refused(f"{EXPORT_META} records no SHA-256 of {weights.name}{got}, so the weights cannot be checked; "
+                       f"{REEXPORT}, or, if you trust the file, write its SHA-256 (sha256sum) into weights.sha256")
+    if checkpoint.sha256_file(weights) != want:
+        raise _Refused(f"{weights.name} does not match the SHA-256 in {EXPORT_META}: it was altered or damaged; "
+                       f"{REEXPORT}")
+
+
+def _check_tensors(G: torch.nn.Module, state: dict, name: str) -> None:
+    """Every tensor G has, of G's shape and dtype (load_state_dict would cast a float16 or int64 one), finite;
+    none that G has not."""
+    want = G.state_dict()
+    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+    arch = type(G).__module__.rsplit(".", 1)[-1]
+    if missing:
+        raise _Refused(f"{name} lacks {len(missing)} tensor(s) of the {arch} generator ({', '.join(missing[:3])}"
+                       f"{', ...' if len(missing) > 3 else ''}); {REEXPORT}")
+    if extra:
+        raise _Refused(f"{name} holds {len(extra)} tensor(s) that the {arch} generator has not ({', '.join(extra[:3])}"
+                       f"{', ...' if len(extra) > 3 else ''}); {REEXPORT}")
+    for key, ref in want.items():
+        t = state[key]
+        if tuple(t.shape) != tuple(ref.shape):
+            raise _Refused(f"{name}: {key} has shape {tuple(t.shape)}, the generator's is {tuple(ref.shape)}; "
+                           f"{REEXPORT}")
+        if t.dtype != ref.dtype:
+            raise _Refused(f"{name}: {key} is {str(t.dtype).replace('torch.', '')}, the generator's is "
+                           f"{str(ref.dtype).replace('torch.', '')}; {REEXPORT}")
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise _Refused(f"{name}: {key} holds NaN or infinity; {REEXPORT} (from a checkpoint with finite weights)")
+
+
+@torch.no_grad()
+def _check_output(G: torch.nn.Module, name: str) -> None:
+    """Finite weights can still make a G that gives NaN (a negative batch-norm variance): one small batch tells."""
+    z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(2) % G.c_dim if G.c_dim else None
+    if not torch.isfinite(G(z, y)).all():
+        raise _Refused(f"the weights in {name} make the generator give NaN or infinity; {REEXPORT}")
+
+
 def _from_export(folder: Path, device) -> Sampler:
     try:
         meta = json.loads((folder / EXPORT_META).read_text(encoding="utf-8"))
-        prior, class_names = meta["prior"], list(meta.get("class_names", []))
+        prior, class_names = meta["prior"], meta.get("class_names", [])
         if prior not in registry.PRIORS:
             raise ValueError(f"unknown prior {prior!r}")
+        if not (isinstance(class_names, list) and all(isinstance(c, str) for c in class_names)):
+            raise ValueError(f"{EXPORT_META}: class_names is not a list of names")
     except Exception as e:  # noqa: BLE001: a missing, truncated or edited generator.json
         detail = (str(e).splitlines() or [type(e).__name__])[0][:160]
         raise UserError(f"sample: cannot load the exported generator in {folder} ({detail})") from None
@@ -146,7 +234,10 @@ def _from_export(folder: Path, device) -> Sampler:
         G = load_generator(folder, device)
     except UserError as e:
         raise UserError(str(e).replace("export: ", "sample: ", 1)) from None
-    return Sampler(G, prior, class_names, {**meta, "source": str(folder)})
+    if G.c_dim and class_names and len(class_names) != G.c_dim:  # an unconditional G keeps the data's names
+        raise UserError(f"sample: cannot load the exported generator in {folder} ({EXPORT_META} names "
+                        f"{len(class_names)} classes, the generator has {G.c_dim}; {REEXPORT})")
+    return Sampler(G, prior, list(class_names), {**meta, "source": str(folder)})
 
 
 def check_device(name: str) -> str:
