@@ -1,15 +1,17 @@
 """One run lifecycle for every task (session.py): for each task of the task table, a run killed with SIGKILL (before
 its first checkpoint, and after one), stopped by SIGTERM, or hit by a non-finite update goes on to the same end as a
-run that never was; a damaged checkpoint is refused by name. A task added to the table without a tiny config here
-fails `test_every_task_is_covered`."""
+run that never was; a damaged checkpoint is refused by name, and so is a resume on training data that changed. A
+task added to the table without a tiny config here fails `test_every_task_is_covered`."""
 
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -188,3 +190,34 @@ def test_a_refused_start_leaves_nothing_and_force_replaces_the_tasks_own_run(tas
     code, _, err = _train(cli, task, tmp_path, "r", "--steps", "10", "--force")   # what the task wrote is its own
     assert code == 0, err
     assert checkpoint.steps_available(tmp_path / "r" / "checkpoints") == [10]
+
+
+def _write_idx(folder: Path, x, y) -> None:
+    """MNIST's training IDX files: x (n, 28, 28) uint8, y (n,) labels."""
+    folder.mkdir(exist_ok=True)
+    (folder / "train-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, *x.shape) + x.tobytes())
+    (folder / "train-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, len(y)) + y.astype("uint8").tobytes())
+
+
+@pytest.mark.parametrize("task", list(ARGS))
+def test_resume_refuses_training_data_that_changed(task, tmp_path, cli):
+    """Every task's checkpoints keep a fingerprint of its training part (the examples it draws from, without the
+    held-out ones), and a resume on data that changed since is refused before anything is written."""
+    rng = np.random.RandomState(0)
+    x, y, more = rng.randint(0, 256, (600, 28, 28), dtype=np.uint8), rng.randint(0, 10, 700), rng.randint(
+        0, 256, (100, 28, 28), dtype=np.uint8)
+    idx = tmp_path / "idx"
+    _write_idx(idx, x, y[:600])
+    assert _train(cli, task, tmp_path, "r", "--data", "mnist", "--data_dir", idx, "--steps", "10")[0] == 0
+    run, held = tmp_path / "r", 0 if task == "gan" else 100
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for (xs, ys), needle in [((np.concatenate([x, more]), y), f"{600 - held} training examples then, {700 - held} now"),
+                             ((255 - x, y[:600]), f"still {600 - held} training examples, but their contents differ")]:
+        _write_idx(idx, xs, ys)
+        code, _, err = cli("train", "--resume", run, "--steps", str(STEPS), "--no-progress")
+        assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    _write_idx(idx, x, y[:600])                                       # the data put back: the run goes on
+    code, _, err = cli("train", "--resume", run, "--steps", str(STEPS), "--no-progress")
+    assert code == 0, err
+    assert torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["step"] == STEPS

@@ -162,8 +162,9 @@ SRC = str(Path(gankit.__file__).resolve().parents[1])
 # The trainer, run by the tests below in a process of its own; its DataLoader workers are forked from it.
 #   pause:   after the checkpoint of step 10, writes the workers' pids to $MARKER; from then on a worker asked for a
 #            batch sleeps (so it is alive, for certain, when the trainer is killed), and so training waits
-#   process: SIGTERM to the trainer alone at step 18;  group: SIGTERM to the trainer and its workers at step 18
-#            (as systemd and Slurm stop a job: every process of it)
+#   train:   in step 18, writes the workers' pids to $MARKER and trains on, drawing batches, until the test's signal
+#            (SIGTERM or SIGINT) comes, from another process (torch's workers take a SIGTERM from their own parent as
+#            a request to leave quietly); the state saved is the last clean one, step 15's, whatever came after it
 TRAINER = """
 import json, multiprocessing, os, signal, sys, time
 from gankit import checkpoint
@@ -185,21 +186,23 @@ if how == "pause":
     checkpoint.save_step, stream.ImageSource.__getitems__ = save_then_pause, slow
 else:
     train_step = GANTrainer.train_step
-    def terminated_in_step_18(self, k):
+    def train_on_in_step_18(self, k):
         if k == 17:
-            with open(marker, "w") as f:
+            with open(marker + ".tmp", "w") as f:
                 json.dump([p.pid for p in multiprocessing.active_children()], f)
-            (os.killpg if how == "group" else os.kill)(0 if how == "group" else os.getpid(), signal.SIGTERM)
+            os.replace(marker + ".tmp", marker)
+            while True:                         # SIGTERM's handler raises in here, in the step's call
+                train_step(self, k)
         return train_step(self, k)
-    GANTrainer.train_step = terminated_in_step_18
+    GANTrainer.train_step = train_on_in_step_18
 from gankit.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 STEPS = 20
 
 
-def _streamed_flags(folder, out):
-    return [*TINY, "--data", f"folder:{folder}", "--stream", "on", "--data_workers", 1, "--steps", STEPS,
+def _streamed_flags(folder, out, workers=1):
+    return [*TINY, "--data", f"folder:{folder}", "--stream", "on", "--data_workers", workers, "--steps", STEPS,
             "--ckpt_every", 10, "--log_every", 5, "--out", out]
 
 
@@ -207,7 +210,15 @@ def _trainer(how, args, marker):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": SRC, "MARKER": str(marker)}
     return subprocess.Popen([sys.executable, "-c", TRAINER, how, "train", *map(str, args)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)   # its own process group: "group" signals it and its workers only
+                            start_new_session=True)   # a process group of its own: the trainer and its workers
+
+
+def _workers(proc, marker: Path) -> list[int]:
+    """The pids of the trainer's DataLoader workers, once it has written them."""
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    return json.loads(marker.read_text())
 
 
 def _alive(pid: int) -> bool:
@@ -249,10 +260,7 @@ def test_kill_9_of_a_streamed_run_frees_it_at_once_and_resume_is_exact(folder, t
     proc = _trainer("pause", [*_streamed_flags(folder, tmp_path), "--name", "cut"], marker)
     workers = []
     try:
-        while not marker.exists():
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.05)
-        workers = json.loads(marker.read_text())
+        workers = _workers(proc, marker)
         assert workers and all(map(_alive, workers))
         # a live run is still refused: its workers closed their copies of its lock, the trainer holds it
         code, _, err = cli("train", "--resume", run, "--no-progress")
@@ -277,16 +285,23 @@ def test_kill_9_of_a_streamed_run_frees_it_at_once_and_resume_is_exact(folder, t
     _same_state(streamed_reference, run)
 
 
-@pytest.mark.parametrize("to", ["process", "group"])
-def test_sigterm_of_a_streamed_run_saves_and_resume_is_exact(to, folder, tmp_path, cli, streamed_reference):
+@pytest.mark.parametrize("to,sig,code", [("process", signal.SIGTERM, 143), ("group", signal.SIGTERM, 143),
+                                         ("group", signal.SIGINT, 130)], ids=["sigterm", "sigterm-group", "ctrl-c"])
+def test_sigterm_of_a_streamed_run_saves_and_resume_is_exact(to, sig, code, folder, tmp_path, cli,
+                                                             streamed_reference):
+    """SIGTERM to the trainer, or to every process of it, workers too (as systemd and Slurm stop a job), and Ctrl-C
+    (SIGINT to the terminal's process group); two workers (with one, the trainer's DataLoader noticed a killed
+    worker less often)."""
     run, marker = tmp_path / "cut", tmp_path / "workers.json"
-    proc = _trainer(to, [*_streamed_flags(folder, tmp_path), "--name", "cut"], marker)
+    proc = _trainer("train", [*_streamed_flags(folder, tmp_path, workers=2), "--name", "cut"], marker)
     try:
+        assert _workers(proc, marker), "no DataLoader worker is running"
+        (os.killpg if to == "group" else os.kill)(proc.pid, sig)
         err = proc.communicate(timeout=300)[1]
     finally:
         proc.kill()
-    assert json.loads(marker.read_text()), "no DataLoader worker was running"
-    assert proc.returncode == 143 and "saved the last clean state (step 15)" in err, err
+        proc.wait()
+    assert proc.returncode == code and "saved the last clean state (step 15)" in err, err
     assert "could not save" not in err and "killed by signal" not in err, err
     # the checkpoint of step 10, and the last clean state (the record of step 15) saved on the way out
     assert checkpoint.steps_available(run / "checkpoints") == [10, 15]

@@ -1,9 +1,11 @@
 """Checkpoints: the full training state, written atomically, read with weights_only=True.
 
 A checkpoint holds G, D, G_ema, both optimizers, the step, images seen, batches drawn, every RNG state, the config
-and the divergence guard's learning-rate factor, which is what an exact resume needs. Only tensors and plain Python
-values go in, so `torch.load` never has to unpickle code. Each file carries a SHA-256 of its contents ("checksum"),
-checked on load: a truncated or altered file is refused with its name and the newest checkpoint that is intact.
+and the divergence guard's learning-rate factor, which is what an exact resume needs, and a fingerprint of the
+training data, so that a resume on data that changed since is refused rather than going on "exactly" on other data.
+Only tensors and plain Python values go in, so `torch.load` never has to unpickle code. Each file carries a SHA-256
+of its contents ("checksum"), checked on load: a truncated or altered file is refused with its name and the newest
+checkpoint that is intact.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class TrainState:
     lr_factor: float = 1.0  # the divergence guard's product of rollback_lr_factor over the rollbacks so far
     rollbacks: int = 0     # rollbacks so far (guard.py)
     D_ema: nn.Module | None = None  # an averaged D, when the task keeps one (ssl: the classifier that is scored)
+    data: dict | None = None  # the training data's fingerprint (its .fingerprint(), set by the Session)
 
     def modules(self) -> list:
         """The models and optimizers whose values must stay finite (the divergence guard checks them)."""
@@ -84,11 +87,17 @@ class TrainState:
             "lr_factor": self.lr_factor, "rollbacks": self.rollbacks,
             "config": self.config, "class_names": list(self.class_names), "rng": rng,
             **({"D_ema": self.D_ema.state_dict()} if self.D_ema is not None else {}),
+            **({"data": self.data} if self.data is not None else {}),
         })
 
     def restore(self, state: dict, rank: int = 0, rng: bool = True) -> None:
         """Load a captured state into the live models and optimizers (and the RNGs, unless rng=False). A state that
-        does not fit these models (another architecture, an edited config.yaml) is a UserError naming the part."""
+        does not fit these models (another architecture, an edited config.yaml) is a UserError naming the part, and so
+        is a state trained on other data than this state's (`data`), before anything is loaded."""
+        change = data_change(state.get("data"), self.data)
+        if change:
+            raise UserError(f"resume: the training data ({self.config.get('data', '?')}) changed since the checkpoint: "
+                            f"{change}; put the data back as it was, or train a new run on it (without --resume)")
         parts = [(self.G, "G"), (self.D, "D"), (self.opt_g, "opt_g"), (self.opt_d, "opt_d")]
         if self.G_ema is not None:
             parts.append((self.G_ema, "G_ema" if state.get("G_ema") is not None else "G"))
@@ -109,6 +118,29 @@ class TrainState:
                 set_rng_state(saved[rank] if isinstance(saved, list) else saved)
         except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
             raise UserError(f"checkpoint: its counters or RNG states are damaged ({type(e).__name__})") from None
+
+
+def data_change(saved: dict | None, now: dict | None) -> str | None:
+    """How the data now differs from the data a state was trained on, in words (their fingerprints: Dataset and
+    StreamedDataset.fingerprint); None when they match, or when either has none (a checkpoint made before
+    fingerprints resumes as it always did). The examples' contents are compared when both were held in memory, else
+    the digests of the files they came from (a run resumed with stream changed), else the number of examples."""
+    if not isinstance(saved, dict) or not isinstance(now, dict):
+        return None
+    if saved.get("contents") and now.get("contents"):
+        before, after = saved.get("examples"), now.get("examples")
+        if before != after:
+            return f"{before:,} training examples then, {after:,} now"
+        return None if saved["contents"] == now["contents"] else \
+            f"still {after:,} training examples, but their contents differ"
+    if saved.get("files") and now.get("files"):
+        (before, was), (after, now_) = saved["files"], now["files"]
+        if before != after:
+            return f"{before:,} images then, {after:,} now"
+        return None if was == now_ else \
+            f"still {after:,} images, but the names, sizes or modification times of their files differ"
+    before, after = saved.get("examples"), now.get("examples")
+    return None if before == after or before is None else f"{before:,} training examples then, {after:,} now"
 
 
 @dataclass

@@ -94,11 +94,40 @@ def is_failed_start(path: Path) -> bool:
             and not foreign_entries(path, START_FILES))
 
 
+# The descriptors of the run folders this process holds locked. A forked child (a DataLoader worker) gets a copy of
+# each, and a copy shares the flock: after kill -9 of the trainer an orphaned worker (it looks for its parent every
+# 5 s) kept the run locked, and an immediate --resume was refused. So a forked child closes its copies first thing
+# (os.register_at_fork runs before any other code of the child); the parent keeps its lock, which flock releases only
+# with the last descriptor. Why this way: it covers every fork (the batches' workers, the metrics' and decoding
+# DataLoaders, a user's own), where a worker_init_fn covers only the DataLoaders that pass it, once started; a POSIX
+# record lock (F_SETLK, not inherited) needs a lock file opened for writing in the folder, an entry every folder
+# policy must know and that a refused resume of an older run would leave behind, and any close() of that file by the
+# process drops it; PR_SET_PDEATHSIG is Linux-only and fires when the forking thread ends; a spawn or forkserver
+# context would change how every DataLoader starts (slower, its dataset pickled). Exec'd programs never get the lock:
+# os.open's descriptors are close-on-exec.
+_HELD: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_in_child)
+
+
 class RunFolder:
     """A run folder held by this process.
 
     The lock is flock() on the folder itself: the kernel releases it when the process ends, however it ends, so a
-    lock never outlives its process and no stale lock file is ever left to clean up.
+    lock never outlives its process and no stale lock file is ever left to clean up. The process's forked children
+    (DataLoader workers) do not hold it (`_close_held_in_child`), so it ends with the process, not with its last
+    orphaned worker.
     """
 
     def __init__(self, path: Path, fd: int | None, fresh: bool):
@@ -115,6 +144,7 @@ class RunFolder:
             os.close(fd)
             raise UserError(f"run folder {path} is in use by another gankit process; wait for it to end or "
                             "choose another --name") from None
+        _HELD.add(fd)
         return fd
 
     @classmethod
@@ -215,6 +245,7 @@ class RunFolder:
 
     def close(self) -> None:
         if self.fd is not None:
+            _HELD.discard(self.fd)
             os.close(self.fd)  # closing the descriptor releases the lock
             self.fd = None
 

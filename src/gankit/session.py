@@ -35,10 +35,12 @@ log = logging.getLogger("gankit")
 class Trainer:
     """What a task gives the Session for one run. A task's trainer (gankit/tasks/) does its set-up in __init__ and
     sets `cfg` (resolved from the data), `state` (a checkpoint.TrainState), `step` (a step.Step: step.tally and
-    step.lr_factor are read and set by the Session), `device` and `ctx`; the hooks below are its watching."""
+    step.lr_factor are read and set by the Session), `device`, `ctx` and `data` (the training data, whose
+    fingerprint every checkpoint keeps); the hooks below are its watching."""
 
     cfg: Config
     state: checkpoint.TrainState
+    data = None                # a Dataset or StreamedDataset: what train_step draws from
     device = None
     ctx = distributed.Context()
     evaluates = False          # whether `evaluate` has anything to compute when an evaluation is due
@@ -115,6 +117,8 @@ class Session:
     def _hold(self) -> run.RunFolder | None:
         """The run folder, locked once the trainer's set-up has worked; a resume is checked before any write."""
         ctx, state = self.ctx, self.t.state
+        if self.t.data is not None:  # checkpoints keep it; a resume on data that changed since is refused (restore)
+            state.data = self.t.data.fingerprint()
         if self.resume:
             folder = run.RunFolder.existing(self.resume) if ctx.is_main else None
             try:
@@ -130,8 +134,8 @@ class Session:
         return folder
 
     def _restore(self) -> None:
-        """The run's latest checkpoint into the state, checking that the run can go on as cfg says. A run with no
-        checkpoint (a failed start) starts again from step 0."""
+        """The run's latest checkpoint into the state, checking that the run can go on as cfg says, on the data it
+        was trained on. A run with no checkpoint (a failed start) starts again from step 0."""
         cfg, state, run_dir = self.t.cfg, self.t.state, self.resume
         if not run.has_checkpoint(run_dir):
             log.info(f"resume: {run_dir} has no checkpoint yet (its first start ended early); training from step 0")
