@@ -86,7 +86,7 @@ def test_the_tasks_own_valid_configs_load():
     ({**SR, "pack": 2}, "pack", "task sr has no packing"),
     ({**SR, "eval_metrics": "fid"}, "eval_metrics", "leave eval_metrics empty"),
     ({**SSL, "data": "ring"}, "data", "task ssl works on images, not on 2-D points"),
-    ({**SSL, "holdout": 0}, "holdout", "pass --holdout N"),
+    ({**SSL, "holdout": 0}, "holdout", "set holdout to how many to keep out"),
     ({**SSL, "ssl_consistency": 1.0}, "ssl_consistency", "needs ema_decay > 0"),
     ({**SR, "loss": "wgan-gp"}, "loss", "task sr uses minimax, ns, ls or hinge"),
     ({**SR, "img_size": 30}, "sr_scale", "img_size 30 must be a multiple of sr_scale 4"),

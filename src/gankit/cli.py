@@ -486,8 +486,8 @@ def _add_inpaint(sub) -> None:
                         f"[{d.precision}]")
     p.add_argument("--window", type=int, default=d.window,
                    help=f"context weights: neighbourhood size; 0 = every known pixel alike [{d.window}]")
-    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws and of random masks [0]")
-    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the latent draws and of random masks [0]")
+    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
     p.set_defaults(func=cmd_inpaint)
 
@@ -495,8 +495,7 @@ def _add_inpaint(sub) -> None:
 def cmd_inpaint(args) -> int:
     from gankit.apps.inpaint import Search, inpaint
 
-    if args.steps < 0 or args.window < 0 or args.prior_weight < 0:
-        raise UserError("inpaint: --steps, --window and --prior-weight must be >= 0")
+    # checked by inpaint() with every other argument, as a call from Python is
     search = Search(args.candidates, args.restarts, args.steps, prior_weight=args.prior_weight, window=args.window,
                     precision=args.precision)
     result = inpaint(args.source, args.images, args.mask, args.out, args.cls, search, args.seed, args.device,
@@ -518,7 +517,7 @@ def _add_upscale(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
     p.add_argument("--from-high-res", action="store_true",
                    help="the images are high-resolution originals: downscale, upscale and score them")
-    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
     p.set_defaults(func=cmd_upscale)
 
@@ -539,7 +538,7 @@ def _add_classify(sub) -> None:
     p.add_argument("--images", required=True, metavar="FILE.npz|DIR|heldout",
                    help="images to label; heldout: the run's held-out images, scored against their labels")
     p.add_argument("--out", default=None, metavar="FILE.csv", help="also write index,class,probability here")
-    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
     p.set_defaults(func=cmd_classify)
 
 

@@ -1,8 +1,10 @@
 """The training config: one frozen dataclass, presets as YAML files, validated once.
 
 Every field is also a `gankit train --field value` flag, so a config file, a preset and the command line speak the
-same names. `load()` merges defaults < preset or file < flags, then `validate()` raises a ConfigError naming the
-first bad field; after that the config is frozen and saved as `config.yaml` in the run folder.
+same names. `load()` merges defaults < preset or file < flags; `checked()` is the one way in for every entry (a file,
+the command line, the Python API's fields, a Config built by hand): each value is coerced to its field's type
+(`coerce`), then `validate()` raises a ConfigError naming the first bad field in Python's terms (the field's name,
+which is also the flag's); after that the config is frozen and saved as `config.yaml` in the run folder.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
@@ -189,7 +192,7 @@ SEED_LIMIT = 2**32  # NumPy's seeds are 32-bit
 _INT_EXACT = 2**53  # above this a float no longer holds every integer: 1e23 is not the integer the user typed
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
-_MAX = {"z_dim": 1 << 14, "g_width": 1 << 13, "d_width": 1 << 13, "g_layers": 64, "d_layers": 64,
+FIELD_MAX = {"z_dim": 1 << 14, "g_width": 1 << 13, "d_width": 1 << 13, "g_layers": 64, "d_layers": 64,
         "batch_size": 1 << 20, "d_steps": 1000, "g_steps": 1000, "vbn_ref_size": 1 << 16, "c_dim": 1 << 16,
         "c_embed_dim": 1 << 14, "mbdisc": 1 << 12, "pack": 64, "grid_n": 4096, "eval_n": 10**7, "n_points": 10**8,
         "steps": 10**12, "img_size": 4096}
@@ -205,58 +208,154 @@ def background_rgb(name: str) -> tuple[int, int, int]:
 LEGACY_FIELDS = {"amp": lambda v: {"precision": "bf16" if str(v).lower() in ("1", "true", "yes", "on") else "fp32"}}
 
 
+QUOTE_CHARS = 60  # an error quotes at most this much of a value: a line, not the megabytes a file may hold
+CONFIG_FILE_BYTES = 1 << 20  # a config file holds a few dozen fields: a few kB
+
+
+def clip(text: str) -> str:
+    """text for an error line, cut to QUOTE_CHARS characters."""
+    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "..."
+
+
+def quote(value: Any) -> str:
+    """repr(value) for an error line, cut to QUOTE_CHARS characters."""
+    return clip(repr(value))
+
+
 def _unknown(name: str, where: str) -> ConfigError:
     close = difflib.get_close_matches(name, FIELDS, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
-    return ConfigError(name, f"unknown field in {where}{hint}")
+    return ConfigError(clip(name), f"unknown field in {clip(where)}{hint}")
 
 
 def coerce(name: str, value: Any) -> Any:
-    """Convert a YAML or command-line value to the field's type; errors name the field."""
+    """Convert a YAML, command-line or Python value to the field's type; errors name the field."""
     if name not in FIELDS:
-        raise _unknown(name, "config")
-    default = FIELDS[name].default
-    kind = type(default)
+        raise _unknown(str(name), "config")
+    return to_type(name, value, type(FIELDS[name].default))
+
+
+def to_type(name: str, value: Any, kind: type) -> Any:
+    """`value` as `kind` (bool, int, float or str), read as a config file or a command line writes it: "100" and
+    100.0 are 100 for an int, 2.5 is refused; NumPy scalars are their Python numbers, a path is its text. The
+    ConfigError names `name` (a field, or a function's own argument)."""
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():  # np.int64(5), np.float32(.1)
+        value = value.item()
+    if kind is str and isinstance(value, os.PathLike):
+        value = os.fspath(value)
     if isinstance(value, str) and kind is not str:
-        text = value.strip().lower()
-        if kind is bool:
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ConfigError(name, f"expected true or false, got {value!r}")
-        try:
-            number = int(text) if kind is int and re.fullmatch(r"[+-]?\d+", text) else float(text)
-        except ValueError:  # int() and float() accept 1e-4 and 2000; an int field also takes 1e3 but not 2.5
-            raise ConfigError(name, f"expected {kind.__name__}, got {value!r}") from None
-        value = number
+        value = _from_text(name, value, kind)
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(name, f"expected a finite number, got {value!r}")
+        raise ConfigError(name, f"expected a finite number, got {quote(value)}")
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         if abs(value) >= _INT_EXACT:
-            raise ConfigError(name, f"{value} is too large")
+            raise ConfigError(name, f"{quote(value)} is too large")
         return float(value)
     if kind is int and isinstance(value, float) and value.is_integer():
         if abs(value) >= _INT_EXACT:
-            raise ConfigError(name, f"{value!r} is too large to be an exact integer")
+            raise ConfigError(name, f"{quote(value)} is too large to be an exact integer")
         return int(value)
     if value is None and kind is str:
         return ""
     if kind is str and isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:  # a path with bytes that are not UTF-8 (Python keeps them as lone surrogates)
-            raise ConfigError(name, f"{value.encode('utf-8', 'replace').decode()!r} holds bytes that are not UTF-8; "
-                                    "rename it (config.yaml and TensorBoard store UTF-8 text)") from None
-        if "\x00" in value:
-            raise ConfigError(name, "holds a NUL character")
+        _check_text(name, value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(name, f"expected {kind.__name__}, got {value!r}")
+        raise ConfigError(name, f"expected {kind.__name__}, got {quote(value)}")
     return value
+
+
+def _from_text(name: str, value: str, kind: type) -> Any:
+    """A bool or a number written as text ("true", "2000", "1e-4")."""
+    text = value.strip().lower()
+    if kind is bool:
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(name, f"expected true or false, got {quote(value)}")
+    try:
+        return int(text) if kind is int and re.fullmatch(r"[+-]?\d+", text) else float(text)
+    except ValueError:  # int() and float() accept 1e-4 and 2000; an int field also takes 1e3 but not 2.5
+        raise ConfigError(name, f"expected {kind.__name__}, got {quote(value)}") from None
+
+
+def _check_text(name: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a path with bytes that are not UTF-8 (Python keeps them as lone surrogates)
+        raise ConfigError(name, f"{quote(value.encode('utf-8', 'replace').decode())} holds bytes that are not "
+                                "UTF-8; rename it (config.yaml and TensorBoard store UTF-8 text)") from None
+    if "\x00" in value:
+        raise ConfigError(name, "holds a NUL character")
+
+
+def argument(name: str, value: Any, kind: type, lo: float | None = None, hi: float | None = None,
+             optional: bool = False) -> Any:
+    """A function's own argument (evaluate's n, inpaint's seed, a Search field) checked as a field is: coerced to
+    `kind` (to_type), then within [lo, hi]; None passes when `optional`. The ConfigError names the argument."""
+    if value is None and optional:
+        return None
+    value = to_type(name, value, kind)
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        show = str if kind is int else (lambda v: f"{v:g}")
+        span = (f"from {show(lo)} to {show(hi)}" if lo is not None and hi is not None
+                else f">= {show(lo)}" if lo is not None else f"<= {show(hi)}")
+        raise ConfigError(name, f"must be {'an integer' if kind is int else 'a number'} {span}, got {quote(value)}")
+    return value
+
+
+def device_argument(name: str, value: Any) -> str:
+    """A device argument (auto, cpu, cuda or cuda:N), as the config's `device` field."""
+    value = to_type(name, value, str)
+    if not _DEVICE.match(value):
+        raise ConfigError(name, f"{quote(value)} is not one of auto, cpu, cuda, cuda:N")
+    return value
+
+
+def path_argument(name: str, value: Any) -> str:
+    """A file or folder argument: a str or os.PathLike, not empty."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(name, f"expected a path (str or pathlib.Path), got {quote(value)}")
+    text = to_type(name, value, str)
+    if not text:
+        raise ConfigError(name, "is empty; give a file or folder")
+    return text
 
 
 def presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+class _Refused(Exception):
+    """What _Loader refuses in a config file (the file's name is added by read_yaml)."""
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.safe_load's loader, but a key given twice is refused (YAML keeps the last one silently), and so are
+    anchors and aliases (&a, *a): a few hundred bytes of nested aliases expand to gigabytes before any value is
+    checked, and a config file has no use for them."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Refused(f"line {event.start_mark.line + 1}: anchors and aliases (&name, *name) are not accepted "
+                           "in a config file; write each value out")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _Refused(f"line {line}: merge keys (<<) are not accepted in a config file; write each field out")
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise _Refused(f"{quote(key)} is given twice (lines {seen[key]} and {line}); keep one")
+            except TypeError:  # a list or mapping as a key
+                raise _Refused(f"line {line}: a key must be a field name, got {quote(key)}") from None
+            seen[key] = line
+        return super().construct_mapping(node, deep)
 
 
 def read_yaml(source: str) -> dict:
@@ -265,33 +364,58 @@ def read_yaml(source: str) -> dict:
     if not path.is_file():
         preset = PRESET_DIR / f"{source}.yaml"
         if not preset.is_file():
-            raise UserError(f"config: no file or preset named {source!r}; presets: {', '.join(presets())}")
+            raise UserError(f"config: no file or preset named {quote(source)}; presets: {', '.join(presets())}")
         path = preset
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if path.stat().st_size > CONFIG_FILE_BYTES:
+            raise UserError(f"config: {path} holds {path.stat().st_size} bytes; a config file is a few kB of "
+                            f"field: value lines (at most {CONFIG_FILE_BYTES})")
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
     except UnicodeDecodeError as e:
         raise UserError(f"config: {path} is not UTF-8 text (byte {e.start} cannot be decoded)") from None
+    except _Refused as e:
+        raise UserError(f"config: {path}: {e}") from None
     except (OSError, yaml.YAMLError, ValueError, RecursionError) as e:
         raise UserError(f"config: cannot read {path}: {e}".splitlines()[0]) from None
     if not isinstance(raw, dict):
         raise UserError(f"config: {path} must hold a mapping of field: value")
-    for key in list(raw):
-        if key in LEGACY_FIELDS:
-            raw.update(LEGACY_FIELDS[key](raw.pop(key)))
-        elif key not in FIELDS:
+    for key in raw:
+        if key not in FIELDS and key not in LEGACY_FIELDS:
             raise _unknown(str(key), str(path))
-    return raw
+    return _translate_legacy(raw, str(path))
 
 
-def load(source: str | None = None, overrides: dict | None = None) -> Config:
-    """Defaults < preset or YAML file < overrides, then validated."""
-    values: dict = {}
-    if source:
-        values.update(read_yaml(source))
-    values.update(overrides or {})
-    for key in [k for k in values if k in LEGACY_FIELDS]:
-        values.update(LEGACY_FIELDS[key](values.pop(key)))
-    cfg = Config(**{k: coerce(k, v) for k, v in values.items()})
+def _translate_legacy(values: Mapping[str, Any], where: str) -> dict:
+    """Fields of older versions in their present form; an old name beside its new one is refused (which wins?)."""
+    out = dict(values)
+    for key in [k for k in out if k in LEGACY_FIELDS]:
+        new = LEGACY_FIELDS[key](out.pop(key))
+        both = [k for k in new if k in out]
+        if both:
+            raise ConfigError(key, f"is the old name of {both[0]} and {where} gives both; keep {both[0]}")
+        out.update(new)
+    return out
+
+
+def load(source: str | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Defaults < preset or YAML file < overrides, then checked (coerced and validated)."""
+    values: dict = dict(read_yaml(source)) if source else {}
+    values.update(_translate_legacy(overrides or {}, "the overrides"))
+    return checked(values)
+
+
+def checked(values: Config | Mapping[str, Any] | None = None, **changes) -> Config:
+    """The one way a Config is made: `values` (a Config, or a mapping of fields) changed by `changes`, each value
+    coerced to its field's type (coerce: "100" and 100.0 are 100, 2.5 for an int is refused), then validated. A
+    ConfigError names the first bad field."""
+    if values is None:
+        values = {}
+    elif isinstance(values, Config):
+        values = {f.name: getattr(values, f.name) for f in fields(Config)}
+    elif not isinstance(values, Mapping):
+        raise UserError(f"config: expected a Config or a mapping of field: value, got {quote(values)}")
+    merged = _translate_legacy({**values, **changes}, "the fields")
+    cfg = Config(**{str(k): coerce(str(k), v) for k, v in merged.items()})
     validate(cfg)
     return cfg
 
@@ -304,11 +428,27 @@ def _check(ok: bool, name: str, message: str) -> None:
 def validate(cfg: Config) -> None:
     """Raise a ConfigError naming the first bad field: each value on its own first, then how the values fit the task,
     the model and the data set, then the remaining combinations."""
+    _check_types(cfg)
     _check_names(cfg)
     _check_ranges(cfg)
     _check_task(cfg)
     _check_model(cfg)
     _check_combinations(cfg)
+
+
+def _check_types(cfg: Config) -> None:
+    """Every field holds its own type (a Config built by hand may hold anything; checked() converts what can be
+    converted, such as "100" for an int, before it comes here)."""
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        kind = type(f.default)
+        if not (isinstance(value, kind) and (kind is not int or not isinstance(value, bool))) and not (
+                kind is float and isinstance(value, int) and not isinstance(value, bool)):
+            coerce(f.name, value)  # the field's own error when it cannot be converted at all
+            raise ConfigError(f.name, f"expected {kind.__name__}, got {quote(value)} (gankit.config.checked() "
+                                      "converts a value written as text)")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f.name, f"expected a finite number, got {quote(value)}")
 
 
 def _check_names(cfg: Config) -> None:
@@ -318,12 +458,12 @@ def _check_names(cfg: Config) -> None:
         choices = f.metadata.get("choices")
         value = getattr(cfg, f.name)
         _check(choices is None or value in choices, f.name,
-               f"{value!r} is not one of {', '.join(map(str, choices or ()))}")
+               f"{quote(value)} is not one of {', '.join(map(str, choices or ()))}")
     data = registry.dataset(cfg.data)
-    _check(data is not None, "data", f"unknown data set {cfg.data!r}; use one of {_DATA_USAGE}")
+    _check(data is not None, "data", f"unknown data set {quote(cfg.data)}; use one of {_DATA_USAGE}")
     _check(cfg.stream != "on" or data.files, "stream", f"on streams {_FILE_USAGE} data; {cfg.data} is held in memory")
-    _check(cfg.memory_budget_gb > 0, "memory_budget_gb", f"must be > 0, got {cfg.memory_budget_gb}")
-    _check(cfg.data_workers >= 0, "data_workers", f"must be >= 0, got {cfg.data_workers}")
+    _check(cfg.memory_budget_gb > 0, "memory_budget_gb", f"must be > 0, got {quote(cfg.memory_budget_gb)}")
+    _check(cfg.data_workers >= 0, "data_workers", f"must be >= 0, got {quote(cfg.data_workers)}")
     _check(not (cfg.xflip and data.points), "xflip", "mirrors images, not 2-D points")
 
 
@@ -332,29 +472,30 @@ def _check_ranges(cfg: Config) -> None:
     for name in ("z_dim", "g_width", "d_width", "g_layers", "d_layers", "steps", "batch_size", "d_steps", "g_steps",
                  "r1_every", "vbn_ref_size", "c_embed_dim", "pack", "grid_n", "eval_n", "n_points", "log_every",
                  "sample_every"):
-        _check(getattr(cfg, name) >= 1, name, f"must be a positive integer, got {getattr(cfg, name)}")
-    for name, top in _MAX.items():  # far above any real use; past them a run would only exhaust memory or time
-        _check(getattr(cfg, name) <= top, name, f"must be at most {top}, got {getattr(cfg, name)}")
+        _check(getattr(cfg, name) >= 1, name, f"must be a positive integer, got {quote(getattr(cfg, name))}")
+    for name, top in FIELD_MAX.items():  # far above any real use; past them a run would only exhaust memory or time
+        _check(getattr(cfg, name) <= top, name, f"must be at most {top}, got {quote(getattr(cfg, name))}")
     for name in ("c_dim", "mbdisc", "ckpt_every", "eval_every", "inst_noise_steps", "seed", "max_rollbacks",
                  "collapse_steps", "holdout", "labels_per_class"):
-        _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {getattr(cfg, name)}")
-    _check(cfg.seed < SEED_LIMIT, "seed", f"must be below 2**32 = {SEED_LIMIT}, got {cfg.seed}")
+        _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {quote(getattr(cfg, name))}")
+    _check(cfg.seed < SEED_LIMIT, "seed", f"must be below 2**32 = {SEED_LIMIT}, got {quote(cfg.seed)}")
     _check(0 < cfg.rollback_lr_factor < 1, "rollback_lr_factor", f"must be in (0, 1), got {cfg.rollback_lr_factor}")
     _check(cfg.background in BACKGROUNDS or bool(_COLOUR.match(cfg.background)), "background",
-           f"{cfg.background!r} is not one of {', '.join(BACKGROUNDS)} or #RRGGBB")
+           f"{quote(cfg.background)} is not one of {', '.join(BACKGROUNDS)} or #RRGGBB")
     for name in ("g_lr", "d_lr"):
-        _check(getattr(cfg, name) > 0, name, f"must be > 0, got {getattr(cfg, name)}")
+        _check(getattr(cfg, name) > 0, name, f"must be > 0, got {quote(getattr(cfg, name))}")
     for name in ("beta1", "beta2"):
-        _check(0 <= getattr(cfg, name) < 1, name, f"must be in [0, 1), got {getattr(cfg, name)}")
+        _check(0 <= getattr(cfg, name) < 1, name, f"must be in [0, 1), got {quote(getattr(cfg, name))}")
     for name in ("gp_weight", "r1_gamma", "inst_noise", "slope", "ema_rampup", "unlabeled_weight", "adv_weight",
                  "ssl_entropy", "ssl_consistency"):
-        _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {getattr(cfg, name)}")
-    _check(0 <= cfg.lr_decay_start <= 1, "lr_decay_start", f"must be in [0, 1], got {cfg.lr_decay_start}")
-    _check(0 < cfg.label_smooth <= 1, "label_smooth", f"real target must be in (0, 1], got {cfg.label_smooth}")
-    _check(0 <= cfg.ema_decay < 1, "ema_decay", f"must be in [0, 1), got {cfg.ema_decay}")
+        _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {quote(getattr(cfg, name))}")
+    _check(0 <= cfg.lr_decay_start <= 1, "lr_decay_start", f"must be in [0, 1], got {quote(cfg.lr_decay_start)}")
+    _check(0 < cfg.label_smooth <= 1, "label_smooth", f"real target must be in (0, 1], got {quote(cfg.label_smooth)}")
+    _check(0 <= cfg.ema_decay < 1, "ema_decay", f"must be in [0, 1), got {quote(cfg.ema_decay)}")
     bad_aug = [op for op in cfg.diffaug.split(",") if op and op not in DIFFAUG_OPS]
-    _check(not bad_aug, "diffaug", f"unknown op {','.join(bad_aug)}; use a comma list of {', '.join(DIFFAUG_OPS)}")
-    _check(bool(_DEVICE.match(cfg.device)), "device", f"{cfg.device!r} is not one of auto, cpu, cuda, cuda:N")
+    _check(not bad_aug, "diffaug",
+           f"unknown op {clip(','.join(bad_aug))}; use a comma list of {', '.join(DIFFAUG_OPS)}")
+    _check(bool(_DEVICE.match(cfg.device)), "device", f"{quote(cfg.device)} is not one of auto, cpu, cuda, cuda:N")
 
 
 def _check_task(cfg: Config) -> None:
@@ -368,7 +509,8 @@ def _check_task(cfg: Config) -> None:
            f"task {cfg.task} scores itself on the held-out examples (holdout); leave eval_metrics empty")
     _check(task.points or not cfg.is_points, "data", f"task {cfg.task} works on images, not on 2-D points")
     _check(not task.needs_holdout or cfg.holdout > 0, "holdout",
-           f"task {cfg.task} scores its classifier on held-out examples: pass --holdout N")
+           f"task {cfg.task} scores its classifier on held-out examples: set holdout to how many to keep "
+           "out of training (e.g. 100)")
     if "ssl_consistency" in task.fields:  # other tasks ignore the field, whatever ema_decay is
         _check(not cfg.ssl_consistency or cfg.ema_decay > 0, "ssl_consistency",
                "compares D with its weight average, which needs ema_decay > 0")
@@ -386,10 +528,10 @@ def _check_model(cfg: Config) -> None:
     model, data = registry.MODELS[cfg.model], registry.dataset(cfg.data)
     if model.sizes:
         _check(cfg.img_size in model.sizes, "img_size",
-               f"{cfg.model} supports {', '.join(map(str, model.sizes))}, got {cfg.img_size}")
+               f"{cfg.model} supports {', '.join(map(str, model.sizes))}, got {quote(cfg.img_size)}")
     else:
         _check(cfg.img_size >= registry.MIN_IMG_SIZE, "img_size",
-               f"must be >= {registry.MIN_IMG_SIZE}, got {cfg.img_size}")
+               f"must be >= {registry.MIN_IMG_SIZE}, got {quote(cfg.img_size)}")
     conv = [m for m in TASK_MODELS[cfg.task] if registry.MODELS[m].feature_maps]
     hint = f"use it with {' or '.join(conv)}" if conv else f"task {cfg.task} has no model with feature maps"
     for name in ("g_norm", "d_norm"):
@@ -413,7 +555,7 @@ def _check_combinations(cfg: Config) -> None:
     _check(cfg.c_dim != 1, "c_dim", "a conditional model needs at least 2 classes")
     if cfg.name:
         _check("/" not in cfg.name and "\\" not in cfg.name and cfg.name not in (".", "..") and len(cfg.name) <= 200,
-               "name", f"{cfg.name!r} is not a folder name")
+               "name", f"{quote(cfg.name)} is not a folder name")
 
 
 def dump(cfg: Config) -> str:

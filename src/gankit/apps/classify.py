@@ -11,8 +11,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gankit import checkpoint, config as config_mod
-from gankit.apps.common import read_images
+from gankit import checkpoint, config as config_mod, outputs
+from gankit.apps.common import model_channels, read_images, run_arguments, write_new_file
+from gankit.config import path_argument
 from gankit.errors import UserError
 from gankit.models.base import eval_mode
 from gankit.setup import load_data
@@ -41,24 +42,33 @@ def load_classifier(source: str | Path, device: str = "cpu", step: int | None = 
 
 def classify(source: str | Path, images: str, out: str | Path | None = None, step: int | None = None) -> str:
     """`gankit classify`: the ssl classifier's labels for FILE.npz, DIR or heldout; with labels, its error too.
-    Writes index,class,probability rows to out (a new CSV file) when given; returns a one-paragraph summary."""
+    Writes index,class,probability rows to out (a new CSV file) when given; returns a one-paragraph summary.
+    Every input is read and checked before out is written (atomically: a failure leaves none)."""
+    _, step, _ = run_arguments(0, step, "cpu")
+    images = path_argument("images", images)
+    shown = None if out is None else path_argument("out", out)   # as given, for the summary
+    out = None if shown is None else Path(shown)
+    if out is not None:
+        if out.exists() or out.is_symlink():
+            raise UserError(f"classify: {out} exists; choose another file name (nothing is overwritten)")
+        outputs.check_new("classify", out)
     saved = _read(source, step)
     model = saved.discriminator(ema=True)
     cfg = config_mod.load(None, saved.config)
-    if out is not None and Path(out).exists():
-        raise UserError(f"classify: {out} exists; choose another file name (nothing is overwritten)")
     if images == "heldout":
         held = load_data(cfg, "held_out")
         x, y = held.floats(), held.y.cpu()
     else:
-        x, y = read_images(images, cfg.channels, cfg.img_size)
+        x, y = read_images(images, model_channels(model), cfg.img_size, saved.class_names or model.num_classes)
     p = torch.softmax(predict(model, x), 1)
+    if not torch.isfinite(p).all():
+        raise UserError("classify: the run's classifier gave non-finite scores; nothing is written")
     prob, cls = p.max(1)
     if out is not None:
         rows = "\n".join(f"{i},{int(c)},{float(q):.4f}" for i, (c, q) in enumerate(zip(cls, prob)))
-        Path(out).write_text("index,class,probability\n" + rows + "\n")
+        write_new_file(out, "index,class,probability\n" + rows + "\n")
     counts = torch.bincount(cls, minlength=model.num_classes).tolist()
     text = f"{len(x)} images; predicted classes: " + ", ".join(f"{k}: {c}" for k, c in enumerate(counts))
     if y is not None:
         text += f"\nerror against their labels: {(cls != y).double().mean().item():.2%}"
-    return text + (f"\n{out}" if out is not None else "")
+    return text + (f"\n{shown}" if shown is not None else "")

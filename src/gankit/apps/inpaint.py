@@ -20,18 +20,24 @@ one), and the lowest final loss picks the class as well.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from tqdm import tqdm
 
 from gankit import checkpoint, config as config_mod, outputs, registry, viz
-from gankit.apps.common import new_folder, read_images, save_npz
-from gankit.apps.search import MASKS, Search  # noqa: F401  (gankit.apps.inpaint.Search: the Python API's name)
-from gankit.config import POINT_DATASETS
+from gankit.apps.common import (check_new_folder, model_channels, read_images, run_arguments, save_npz,
+                                staged_folder)
+from gankit.apps.search import MASKS, Search, checked_search  # noqa: F401  (gankit.apps.inpaint.Search: the API's)
+from gankit.config import POINT_DATASETS, argument, clip, path_argument, quote
+from gankit.data import decode
 from gankit.errors import UserError
 from gankit.latent import project_to_sphere, sample_z
 from gankit.metrics import classifier as clf
@@ -98,7 +104,7 @@ def complete(G, D, x: torch.Tensor, mask: torch.Tensor, prior: str, search: Sear
     mask = mask.expand(n, -1, -1, -1)
     c_dim = getattr(G, "c_dim", 0)
     if labels is not None and not c_dim:
-        raise UserError("inpaint: --class needs a conditional run; this generator has no classes")
+        raise UserError("inpaint: a class needs a conditional run; this generator has no classes")
     bank = _Bank(G, prior, search, searched=bool(c_dim) and labels is None, seed=seed)
     fills, found = [], []
     chunks = list(range(0, n, search.batch_size))
@@ -125,7 +131,7 @@ class _Bank:
         self.dtype = autocast_dtype(search.precision, self.device)
         self.c_dim, k = getattr(G, "c_dim", 0), search.candidates
         if searched and k < self.c_dim:
-            raise UserError(f"inpaint: --candidates {k} cannot search {self.c_dim} classes; draw at least {self.c_dim}")
+            raise UserError(f"inpaint: candidates {k} cannot search {self.c_dim} classes; draw at least {self.c_dim}")
         self.z = sample_z(k, G.z_dim, prior, torch.Generator().manual_seed(seed)).to(self.device)   # (k, z_dim)
         self.y = (torch.arange(k) % self.c_dim).to(self.device) if searched else None
         self.images = {}
@@ -229,43 +235,72 @@ def nearest_fill(x: torch.Tensor, mask: torch.Tensor, train: torch.Tensor, chunk
 def load_models(source: str | Path, device: str = "cpu", step: int | None = None):
     """(G, D, config) of a GAN run: G its averaged weights when kept, D for the prior loss (None when D judges packs
     of samples, pack > 1, and cannot score one image)."""
+    G, D, saved = _load_models(source, device, step)
+    return G, D, saved.config
+
+
+def _load_models(source: str | Path, device: str, step: int | None):
     saved = checkpoint.read(source, step).require("gan", "inpaint")
     cfg = saved.config
     if cfg["data"] in POINT_DATASETS:
         raise UserError("inpaint: needs an image model; this run generates 2-D points")
     G = saved.generator().to(device).requires_grad_(False)
     D = saved.discriminator().to(device) if cfg.get("pack", 1) == 1 else None
-    return G, D, cfg
+    return G, D, saved
 
 
-def read_mask(source: str, n: int, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+def read_mask(source: str, n: int, shape: tuple[int, ...], seed: int = 0, total: int | None = None) -> torch.Tensor:
     """A mask kind (center, random, half) or a file: a PNG (black = missing) or .npy/.npz array (0 = missing), one
-    H x W mask for every image or one per image (N, H, W); resized to the images' size by nearest neighbour."""
+    H x W mask for every image or one per image (N, H, W; of `total` images when only the first n are completed);
+    resized to the images' size by nearest neighbour."""
+    source = path_argument("mask", source)
     if source in MASKS:
         return make_mask(source, n, shape, seed)
     path = Path(source)
     if not path.is_file():
-        raise UserError(f"inpaint: --mask {source!r} is neither {', '.join(MASKS)} nor a file")
-    try:
-        if path.suffix in (".npy", ".npz"):
-            arr = np.load(path)
-            if isinstance(arr, np.lib.npyio.NpzFile):
-                arr = arr[arr.files[0]]
-            m = torch.from_numpy(np.asarray(arr, dtype=np.float32))
-        else:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                m = torch.from_numpy(np.asarray(im.convert("L"), dtype=np.float32) / 255.0)
-    except (OSError, ValueError) as e:
-        raise UserError(f"inpaint: cannot read the mask {path} ({e})".splitlines()[0]) from None
-    m = (m > 0.5).float()
+        raise UserError(f"inpaint: the mask {quote(source)} is neither {', '.join(MASKS)} nor a file")
+    m = (_mask_values(path) > 0.5).float()
     m = m[None, None] if m.dim() == 2 else m[:, None] if m.dim() == 3 else None
-    if m is None or m.shape[0] not in (1, n):
-        raise UserError(f"inpaint: the mask {path} must be H x W or N x H x W with N = {n} images")
+    counts = sorted({n, total or n})
+    if m is None or m.shape[0] not in (1, *counts) or 0 in m.shape:
+        got = "" if m is None else f"; got {' x '.join(map(str, m.shape[:1] + m.shape[2:]))}"
+        raise UserError(f"inpaint: the mask {path} must be H x W or N x H x W with N = "
+                        f"{' or '.join(map(str, counts))} images{got}")
     if m.min() == 1:
         raise UserError(f"inpaint: the mask {path} has no missing (black, 0) pixels")
-    return F.interpolate(m, size=shape[1:], mode="nearest").expand(n, -1, -1, -1)
+    if m.max() == 0:
+        raise UserError(f"inpaint: the mask {path} has no known (white, 1) pixels: there is nothing to match")
+    return F.interpolate(m[:n], size=shape[1:], mode="nearest").expand(n, -1, -1, -1)
+
+
+def _mask_values(path: Path) -> torch.Tensor:
+    """A mask file's values as float32 (H, W) or (N, H, W), before the threshold; refused when unreadable or not
+    finite."""
+    try:
+        if path.suffix in (".npy", ".npz"):
+            with contextlib.ExitStack() as stack:
+                arr = np.load(path)
+                if isinstance(arr, np.lib.npyio.NpzFile):
+                    stack.enter_context(arr)
+                    if not arr.files:
+                        raise UserError(f"inpaint: the mask {path} holds no array")
+                    arr = arr[arr.files[0]]
+            if arr.dtype.kind not in "biuf":
+                raise UserError(f"inpaint: the mask {path} must hold numbers (0 = missing), got {arr.dtype}")
+            arr = np.asarray(arr, dtype=np.float32)
+            if not np.isfinite(arr).all():
+                raise UserError(f"inpaint: the mask {path} holds NaN or inf values; use 0 (missing) and 1 (known)")
+            return torch.from_numpy(arr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.size[0] * im.size[1] > decode.MAX_PIXELS:
+                    raise UserError(f"inpaint: the mask {path} is {im.size[0]}x{im.size[1]} pixels, over "
+                                    f"{decode.MAX_PIXELS:,}")
+                return torch.from_numpy(np.asarray(im.convert("L"), dtype=np.float32) / 255.0)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as e:
+        raise UserError(f"inpaint: cannot read the mask {path} ({type(e).__name__}: {e})".splitlines()[0]) from None
 
 
 def score(sets: dict[str, torch.Tensor], x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor | None,
@@ -304,53 +339,85 @@ def inpaint(source: str | Path, images: str, mask: str, out: str | Path, cls: in
             n: int | None = None, progress: bool = True) -> dict:
     """Fill the holes of `images` (FILE.npz, DIR, or heldout: the run's held-out images) with the run's G and write
     out/inpainted.npz, out/sheet.png and, when the images have labels, out/results.md and .json (class accuracy
-    and PSNR on the hole, beside the masked input, a mean fill and a nearest-neighbour fill). Returns the scores."""
-    G, D, saved = load_models(source, device, step)
-    cfg = config_mod.load(None, saved)
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        new_folder(out, "inpaint")  # refuses before any work is done
+    and PSNR on the hole, beside the masked input, a mean fill and a nearest-neighbour fill). Returns the scores.
+    Every argument and input is checked before the folder `out` is made; a failure leaves no folder behind."""
+    search = checked_search(search)
+    seed, step, device = run_arguments(seed, step, device)
+    n = argument("n", n, int, 1, None, optional=True)
+    images = path_argument("images", images)
+    out = check_new_folder(out, "inpaint")   # refused before any work is done
+    G, D, saved = _load_models(source, device, step)
+    cfg = config_mod.load(None, saved.config)
+    x, y, parts, total = _read_inputs(images, cfg, model_channels(G), saved.class_names, n)
+    m = read_mask(mask, len(x), tuple(x.shape[1:]), seed, total)
+    labels = _asked_class(G, cls, len(x), search)
+    with staged_folder(out, "inpaint") as stage:
+        completed, fill, found = complete(G, D, masked_input(x, m), m, cfg.prior, search, labels, seed, progress)
+        if not torch.isfinite(fill).all():
+            raise UserError("inpaint: the search gave non-finite images (the run's G or D is not finite here); "
+                            "nothing is written")
+        save_npz(stage / "inpainted.npz", completed, fills=viz.to_uint8(fill), masks=m[:, 0].bool().numpy(),
+                 labels=y, classes_found=found)
+        result = {"n": len(x), "mask": str(mask), "search": search.__dict__, "files": [str(out / "inpainted.npz")]}
+        shown = {"original": x, "masked": masked_input(x, m), "G(z)": fill, "completed": completed}
+        if y is not None:
+            shown = _score_and_write(stage, out, result, cfg, parts, x, y, m, fill, completed, cls) or shown
+        sheet(shown, stage / "sheet.png")
+        result["files"].append(str(out / "sheet.png"))
+    return result
+
+
+def _read_inputs(images: str, cfg, channels: int, class_names: list[str], n: int | None):
+    """(x, y, the run's data parts or None, how many images the source held) of FILE.npz, DIR or heldout."""
     parts = None   # the run's data set, read once: (all, training part, held-out part)
     if images == "heldout":
         parts = load_parts(cfg)
         held = held_out(parts[2])
         x, y = held.floats(), held.y.cpu() if held.y is not None else None
     else:
-        x, y = read_images(images, cfg.channels, cfg.img_size)
+        x, y = read_images(images, channels, cfg.img_size, class_names or None)
+    total = len(x)
     if n is not None:
         x, y = x[:n], (None if y is None else y[:n])
-    m = read_mask(mask, len(x), tuple(x.shape[1:]), seed)
-    labels = None
-    if cls is not None:
-        if not G.c_dim or not 0 <= cls < G.c_dim:
-            raise UserError(f"inpaint: --class {cls} needs a conditional run with classes 0..{G.c_dim - 1}"
-                            if G.c_dim else "inpaint: --class needs a conditional run; this one has no classes")
-        labels = torch.full((len(x),), cls, dtype=torch.long)
-    completed, fill, found = complete(G, D, masked_input(x, m), m, cfg.prior, search, labels, seed, progress)
-    out = new_folder(out, "inpaint")
-    save_npz(out / "inpainted.npz", completed, fills=viz.to_uint8(fill), masks=m[:, 0].bool().numpy(),
-             labels=y, classes_found=found)
-    shown = {"original": x, "masked": masked_input(x, m), "G(z)": fill, "completed": completed}
-    result = {"n": len(x), "mask": mask, "search": search.__dict__, "files": [str(out / "inpainted.npz")]}
-    if y is not None:
-        try:
-            full, train, _ = parts or load_parts(cfg)
-            classifier = clf.real_classifier(full) if full.num_classes >= 2 else None
-        except UserError as e:
-            print(f"gankit: the run's data set is not at hand, so the completions are not scored ({e})")
-        else:
-            train_x = train.floats()
-            baselines = {"masked input": masked_input(x, m), "mean fill": mean_fill(x, m, train_x.mean(0)),
-                         "nearest training image": nearest_fill(x, m, train_x), "G (gankit inpaint)": completed}
-            result["rows"] = score(baselines, x, m, y, classifier)
-            result["classifier_acc"] = classifier.accuracy if classifier is not None else None
-            shown = {"original": x, "masked": baselines["masked input"], "mean fill": baselines["mean fill"],
-                     "nearest": baselines["nearest training image"], "G(z)": fill, "completed": completed}
-            title = f"{len(x)} images, mask {mask}" + (f", class {cls}" if cls is not None else "")
-            md, record = table(result["rows"], title), json.dumps(result, indent=1)
-            outputs.write_atomic(out / "results.md", lambda tmp: tmp.write_text(md))
-            outputs.write_atomic(out / "results.json", lambda tmp: tmp.write_text(record))
-            result["files"] += [str(out / "results.md"), str(out / "results.json")]
-    sheet(shown, out / "sheet.png")
-    result["files"].append(str(out / "sheet.png"))
-    return result
+    return x, y, parts, total
+
+
+def _asked_class(G, cls, n: int, search: Search) -> torch.Tensor | None:
+    """The labels (n,) of an asked class, checked against the run's classes; None when the class is searched."""
+    if cls is None:
+        if G.c_dim and search.candidates < G.c_dim:
+            raise UserError(f"inpaint: candidates {search.candidates} cannot search {G.c_dim} classes; draw at "
+                            f"least {G.c_dim}")
+        return None
+    cls = argument("class", cls, int)
+    if not G.c_dim:
+        raise UserError("inpaint: a class needs a conditional run; this one has no classes")
+    if not 0 <= cls < G.c_dim:
+        raise UserError(f"inpaint: class {quote(cls)} is not one of the run's classes 0..{G.c_dim - 1}")
+    return torch.full((n,), cls, dtype=torch.long)
+
+
+def _score_and_write(stage: Path, out: Path, result: dict, cfg, parts, x, y, m, fill, completed, cls) -> dict | None:
+    """Score the completions beside the baselines and write results.md and .json into stage (the folder that becomes
+    out); the sets to show, or
+    None when the run's data set is not at hand (nothing scored)."""
+    try:
+        full, train, _ = parts or load_parts(cfg)
+        classifier = clf.real_classifier(full) if full.num_classes >= 2 else None
+    except UserError as e:
+        print(f"gankit: the run's data set is not at hand, so the completions are not scored ({e})")
+        return None
+    if classifier is not None and (y.min() < 0 or y.max() >= full.num_classes):
+        raise UserError(f"inpaint: the labels hold classes outside the data set's 0..{full.num_classes - 1}")
+    train_x = train.floats()
+    baselines = {"masked input": masked_input(x, m), "mean fill": mean_fill(x, m, train_x.mean(0)),
+                 "nearest training image": nearest_fill(x, m, train_x), "G (gankit inpaint)": completed}
+    result["rows"] = score(baselines, x, m, y, classifier)
+    result["classifier_acc"] = classifier.accuracy if classifier is not None else None
+    title = f"{len(x)} images, mask {clip(str(result['mask']))}" + (f", class {cls}" if cls is not None else "")
+    md, record = table(result["rows"], title), json.dumps(result, indent=1)
+    outputs.write_atomic(stage / "results.md", lambda tmp: tmp.write_text(md))
+    outputs.write_atomic(stage / "results.json", lambda tmp: tmp.write_text(record))
+    result["files"] += [str(out / "results.md"), str(out / "results.json")]
+    return {"original": x, "masked": baselines["masked input"], "mean fill": baselines["mean fill"],
+            "nearest": baselines["nearest training image"], "G(z)": fill, "completed": completed}

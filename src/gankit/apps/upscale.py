@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit import checkpoint, config as config_mod, data as datasets, outputs, viz
-from gankit.apps.common import new_folder, read_images, save_npz
-from gankit.errors import UserError
+from gankit.apps.common import check_new_folder, model_channels, read_images, run_arguments, save_npz, staged_folder
+from gankit.config import path_argument, quote
+from gankit.errors import ConfigError, UserError
 from gankit.models.base import eval_mode
 from gankit.metrics import classifier as clf
 from gankit.metrics.fid import fid_from_features
@@ -106,37 +107,60 @@ def write_results(G, held, scale: int, classifier, folder: Path, extra: dict | N
 
 def load_upscaler(source: str | Path, device: str = "cpu", step: int | None = None) -> tuple[nn.Module, dict]:
     """G of an sr run (its averaged weights when kept) and the run's config."""
-    saved = checkpoint.read(source, step).require("sr", "upscale", " (trained with --config mnist-sr or --task sr)")
+    saved = _read(source, step)
     return saved.generator().to(device), saved.config
+
+
+def _read(source: str | Path, step: int | None) -> checkpoint.Saved:
+    return checkpoint.read(source, step).require("sr", "upscale", " (trained with --config mnist-sr or --task sr)")
 
 
 def upscale_images(source: str | Path, images: str, out: str | Path, from_high_res: bool = False,
                    device: str = "cpu", step: int | None = None) -> list[str]:
     """`gankit upscale`: upscale FILE.npz, DIR or heldout (the run's held-out originals) into a new folder out;
-    originals (heldout, or from_high_res) are downscaled first and scored. Returns the files written."""
-    G, saved = load_upscaler(source, device, step)
-    cfg = config_mod.load(None, saved)
-    out = new_folder(out, "upscale")
+    originals (heldout, or from_high_res) are downscaled first and scored. Returns the files written. Every input
+    is read and checked before the folder `out` is made; a failure leaves no folder behind."""
+    _, step, device = run_arguments(0, step, device)
+    if not isinstance(from_high_res, bool):
+        raise ConfigError("from_high_res", f"expected True or False, got {quote(from_high_res)}")
+    images = path_argument("images", images)
+    out = check_new_folder(out, "upscale")
+    saved = _read(source, step)
+    G, cfg = saved.generator().to(device), config_mod.load(None, saved.config)
     if images == "heldout" or from_high_res:
-        full, train, held = load_parts(cfg)
-        if images == "heldout":
-            held = held_out(held)
-        else:
-            x, y = read_images(images, cfg.channels, cfg.img_size)
-            held = datasets.Dataset("images", ((x + 1) * 127.5).round().to(torch.uint8), y)
-        classifier = clf.real_classifier(full) if full.num_classes >= 2 else None
-        if classifier is None:
-            raise UserError("upscale: scoring needs the run's data set to have class labels")
-        if held.y is not None and held.num_classes == 0:
-            held.class_names = list(full.class_names)
-        rows = write_results(G, held, cfg.sr_scale, classifier, out, reference=train.floats())
-        x_lr = downscale(held.floats(), cfg.sr_scale)
-        save_npz(out / "upscaled.npz", upscale(G, x_lr), labels=held.y)
-        return [str(out / "upscaled.npz"), str(out / "sheet.png"), str(out / "results.json"), str(out / "results.md")]
-    x, y = read_images(images, cfg.channels)
-    up = upscale(G, x)
-    save_npz(out / "upscaled.npz", up, labels=y)
-    sets = {"low-res": x[:10], "bicubic": upscale_bicubic(x[:10], cfg.sr_scale), "G": up[:10]}
-    viz.save_rows([F.interpolate(x[:10], size=up.shape[-2:], mode="nearest"), sets["bicubic"], sets["G"]],
-                  out / "sheet.png", ["input", "bicubic", "G"])
+        return _upscale_originals(G, cfg, images, out)
+    x, y = read_images(images, model_channels(G), classes=saved.class_names or None)
+    with staged_folder(out, "upscale") as stage:
+        up = upscale(G, x)
+        _finite(up)
+        save_npz(stage / "upscaled.npz", up, labels=y)
+        sets = {"low-res": x[:10], "bicubic": upscale_bicubic(x[:10], cfg.sr_scale), "G": up[:10]}
+        viz.save_rows([F.interpolate(x[:10], size=up.shape[-2:], mode="nearest"), sets["bicubic"], sets["G"]],
+                      stage / "sheet.png", ["input", "bicubic", "G"])
     return [str(out / "upscaled.npz"), str(out / "sheet.png")]
+
+
+def _upscale_originals(G, cfg, images: str, out: Path) -> list[str]:
+    """Originals (the run's held-out images, or high-resolution ones from a file): downscaled, upscaled, scored."""
+    full, train, held = load_parts(cfg)
+    if images == "heldout":
+        held = held_out(held)
+    else:
+        x, y = read_images(images, model_channels(G), cfg.img_size, classes=full.class_names or full.num_classes)
+        held = datasets.Dataset("images", ((x + 1) * 127.5).round().to(torch.uint8), y)
+    classifier = clf.real_classifier(full) if full.num_classes >= 2 else None
+    if classifier is None:
+        raise UserError("upscale: scoring needs the run's data set to have class labels")
+    if held.y is not None and held.num_classes == 0:
+        held.class_names = list(full.class_names)
+    with staged_folder(out, "upscale") as stage:
+        write_results(G, held, cfg.sr_scale, classifier, stage, reference=train.floats())
+        up = upscale(G, downscale(held.floats(), cfg.sr_scale))
+        _finite(up)
+        save_npz(stage / "upscaled.npz", up, labels=held.y)
+    return [str(out / "upscaled.npz"), str(out / "sheet.png"), str(out / "results.json"), str(out / "results.md")]
+
+
+def _finite(images: torch.Tensor) -> None:
+    if not torch.isfinite(images).all():
+        raise UserError("upscale: the run's G gave non-finite pixels; nothing is written")
