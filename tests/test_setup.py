@@ -82,7 +82,7 @@ def test_without_holdout_nothing_is_held_out():
     assert held is None and len(train) == len(whole) == 1797
     with pytest.raises(ConfigError) as e:
         setup.held_out(held)
-    assert _field(e) == "holdout" and "--holdout N" in str(e.value)
+    assert _field(e) == "holdout" and "holdout set to the number" in str(e.value) and "--" not in str(e.value)
 
 
 def _draws():

@@ -70,7 +70,8 @@ def find_run(source: str | Path, root: str | Path = "runs") -> Path:
     if named.is_dir():
         return named
     raise UserError(f"run: no {path} here and no run named {str(source)!r} in {root}/; give a run folder, a "
-                    f"checkpoint file, or the name of a run folder in --runs DIR (train: --out DIR)")
+                    f"checkpoint file, or the name of a run folder under {root}/ (another folder: runs, or train's "
+                    "out)")
 
 
 def has_checkpoint(path: Path) -> bool:

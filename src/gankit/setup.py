@@ -58,7 +58,8 @@ def load_data(cfg: Config, part: str = "train") -> datasets.Dataset:
 def held_out(held: datasets.Dataset | None) -> datasets.Dataset:
     """load_parts' held-out part, or the error that says the run held nothing out."""
     if held is None:
-        raise ConfigError("holdout", "this run held no examples out of training (train with --holdout N)")
+        raise ConfigError("holdout", "this run held no examples out of training (train it with holdout set to the "
+                                     "number to keep out)")
     return held
 
 

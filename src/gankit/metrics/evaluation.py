@@ -78,7 +78,7 @@ def evaluate_run(run: str | Path, names: list[str] | None = None, n: int | None 
     data = datasets.from_config(valid).for_metrics(n or valid.eval_n)  # read as training read it
     kind, conditional = ("points" if data.is_points else "image"), bool(sampler.c_dim)
     names = names or default_metrics(kind, conditional, data.name)
-    check_names(names, kind, conditional, "--metrics", data.name)
+    check_names(names, kind, conditional, "metrics", data.name)
     if kind == "image":
         features.resolve(feature_choice, data)  # a bad --features fails before any sampling
     ctx = EvalContext(sampler, data, n or cfg.get("eval_n", 2500), seed=seed, device=device,
