@@ -85,7 +85,8 @@ def due(cfg: Config, k: int, evaluates: bool) -> Due:
     def every(n: int) -> bool:
         return done or (n > 0 and k % n == 0)
 
-    return Due(every(cfg.log_every), every(cfg.sample_every), evaluates and every(cfg.eval_every), every(cfg.ckpt_every))
+    return Due(every(cfg.log_every), every(cfg.sample_every), evaluates and every(cfg.eval_every),
+               every(cfg.ckpt_every))
 
 
 class Session:
@@ -151,7 +152,8 @@ class Session:
                             f"{', '.join(RESUMABLE_FIELDS)} may change on resume")
         state.restore(saved.state, self.ctx.rank)
         if state.step >= cfg.steps:
-            raise ConfigError("steps", f"the run is already at step {state.step}; a larger number of steps continues it")
+            raise ConfigError("steps", f"the run is already at step {state.step}; a larger number of steps "
+                                       "continues it")
         if state.lr_factor != 1.0 and (saved.config.get("g_lr"), saved.config.get("d_lr")) != (cfg.g_lr, cfg.d_lr):
             log.info(f"resume: new learning rates g_lr {cfg.g_lr:g}, d_lr {cfg.d_lr:g} replace the ones the "
                      f"divergence guard had lowered (x{state.lr_factor:g})")
