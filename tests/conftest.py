@@ -55,3 +55,31 @@ def tiny_run(tmp_path, cli):
     code, out, err = cli("train", *TINY, "--steps", 20, "--out", tmp_path, "--name", "tiny")
     assert code == 0, err
     return tmp_path / "tiny"
+
+
+def checkpoint_tensors(state: dict) -> dict:
+    """Every tensor of a checkpoint's models, averaged copies, optimizers and RNG states, by a path of keys."""
+    flat = {}
+
+    def walk(obj, path):
+        if isinstance(obj, torch.Tensor):
+            flat[path] = obj
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                walk(v, f"{path}.{k}")
+        elif isinstance(obj, (list, tuple)):
+            for i, v in enumerate(obj):
+                walk(v, f"{path}[{i}]")
+    for part in ("G", "D", "G_ema", "D_ema", "opt_g", "opt_d", "rng"):
+        walk(state.get(part), part)
+    return flat
+
+
+def assert_same_end(a: Path, b: Path, steps: int) -> None:
+    """Two runs' latest checkpoints: at `steps`, with the same counters and bit for bit the same tensors."""
+    sa, sb = (torch.load(r / "checkpoints" / "latest.pt", weights_only=True) for r in (a, b))
+    assert sa["step"] == sb["step"] == steps and (sa["nimg"], sa["batches"]) == (sb["nimg"], sb["batches"])
+    ta, tb = checkpoint_tensors(sa), checkpoint_tensors(sb)
+    assert ta.keys() == tb.keys() and len(ta) > 10
+    differ = [k for k in ta if not torch.equal(ta[k], tb[k])]
+    assert not differ, f"differ after the interruption: {differ[:5]}"

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import gankit
-from conftest import TINY
+from conftest import TINY, assert_same_end
 from gankit import checkpoint, registry, step, tasks
 from gankit.cli import main
 
@@ -42,31 +42,8 @@ def _train(cli, task, out, name, *extra):
     return cli("train", *ARGS[task], *COMMON, *extra, "--out", out, "--name", name)
 
 
-def _tensors(state: dict) -> dict:
-    """Every tensor of a checkpoint's models, optimizers and RNG states, by a path of keys."""
-    flat = {}
-
-    def walk(obj, path):
-        if isinstance(obj, torch.Tensor):
-            flat[path] = obj
-        elif isinstance(obj, dict):
-            for k, v in obj.items():
-                walk(v, f"{path}.{k}")
-        elif isinstance(obj, (list, tuple)):
-            for i, v in enumerate(obj):
-                walk(v, f"{path}[{i}]")
-    for part in ("G", "D", "G_ema", "D_ema", "opt_g", "opt_d", "rng"):
-        walk(state.get(part), part)
-    return flat
-
-
 def _same_end(a: Path, b: Path) -> None:
-    sa, sb = (torch.load(r / "checkpoints" / "latest.pt", weights_only=True) for r in (a, b))
-    assert sa["step"] == sb["step"] == STEPS and (sa["nimg"], sa["batches"]) == (sb["nimg"], sb["batches"])
-    ta, tb = _tensors(sa), _tensors(sb)
-    assert ta.keys() == tb.keys() and len(ta) > 10
-    differ = [k for k in ta if not torch.equal(ta[k], tb[k])]
-    assert not differ, f"differ after the interruption: {differ[:5]}"
+    assert_same_end(a, b, STEPS)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from PIL import Image
 
 import gankit
 import gankit.run
-from conftest import TINY
+from conftest import TINY, assert_same_end
 from gankit import checkpoint, data, distributed
 from gankit.cli import main
 from gankit.data.shards import write_shards
@@ -230,22 +230,7 @@ def _alive(pid: int) -> bool:
 
 def _same_state(a: Path, b: Path) -> None:
     """Two runs' last checkpoints hold the same counters and the same tensors (models, optimizers, RNG states)."""
-    sa, sb = (torch.load(r / "checkpoints" / "latest.pt", weights_only=True) for r in (a, b))
-    assert (sa["step"], sa["nimg"], sa["batches"]) == (sb["step"], sb["nimg"], sb["batches"]) and sa["step"] == STEPS
-
-    def tensors(obj, path=""):
-        if isinstance(obj, torch.Tensor):
-            yield path, obj
-        elif isinstance(obj, dict):
-            for k, v in obj.items():
-                yield from tensors(v, f"{path}.{k}")
-        elif isinstance(obj, (list, tuple)):
-            for i, v in enumerate(obj):
-                yield from tensors(v, f"{path}[{i}]")
-    ta, tb = (dict(tensors({k: s[k] for k in ("G", "D", "G_ema", "opt_g", "opt_d", "rng")})) for s in (sa, sb))
-    assert ta.keys() == tb.keys() and len(ta) > 10
-    differ = [k for k in ta if not torch.equal(ta[k], tb[k])]
-    assert not differ, f"differ after the interruption: {differ[:5]}"
+    assert_same_end(a, b, STEPS)
 
 
 @pytest.fixture(scope="module")
