@@ -162,9 +162,10 @@ SRC = str(Path(gankit.__file__).resolve().parents[1])
 # The trainer, run by the tests below in a process of its own; its DataLoader workers are forked from it.
 #   pause:   after the checkpoint of step 10, writes the workers' pids to $MARKER; from then on a worker asked for a
 #            batch sleeps (so it is alive, for certain, when the trainer is killed), and so training waits
-#   train:   in step 18, writes the workers' pids to $MARKER and trains on, drawing batches, until the test's signal
-#            (SIGTERM or SIGINT) comes, from another process (torch's workers take a SIGTERM from their own parent as
-#            a request to leave quietly); the state saved is the last clean one, step 15's, whatever came after it
+#   train:   in step 18, writes the workers' pids to $MARKER and waits, workers alive, for the test's signal
+#            from another process (torch's workers take a SIGTERM from their own parent as a request to leave
+#            quietly): after SIGTERM the step ends and its state is saved (step 18); Ctrl-C saves the last clean
+#            record's (step 15)
 TRAINER = """
 import json, multiprocessing, os, signal, sys, time
 from gankit import checkpoint
@@ -185,16 +186,17 @@ if how == "pause":
         return getitems(self, idx)
     checkpoint.save_step, stream.ImageSource.__getitems__ = save_then_pause, slow
 else:
+    from gankit import session
     train_step = GANTrainer.train_step
-    def train_on_in_step_18(self, k):
+    def wait_in_step_18(self, k):
         if k == 17:
             with open(marker + ".tmp", "w") as f:
                 json.dump([p.pid for p in multiprocessing.active_children()], f)
             os.replace(marker + ".tmp", marker)
-            while True:                         # SIGTERM's handler raises in here, in the step's call
-                train_step(self, k)
+            while not session.STOP.is_set():    # SIGTERM sets it (the run stops after this step); Ctrl-C raises here
+                time.sleep(0.01)
         return train_step(self, k)
-    GANTrainer.train_step = train_on_in_step_18
+    GANTrainer.train_step = wait_in_step_18
 from gankit.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -270,9 +272,10 @@ def test_kill_9_of_a_streamed_run_frees_it_at_once_and_resume_is_exact(folder, t
     _same_state(streamed_reference, run)
 
 
-@pytest.mark.parametrize("to,sig,code", [("process", signal.SIGTERM, 143), ("group", signal.SIGTERM, 143),
-                                         ("group", signal.SIGINT, 130)], ids=["sigterm", "sigterm-group", "ctrl-c"])
-def test_sigterm_of_a_streamed_run_saves_and_resume_is_exact(to, sig, code, folder, tmp_path, cli,
+@pytest.mark.parametrize("to,sig,code,saved", [("process", signal.SIGTERM, 143, 18), ("group", signal.SIGTERM, 143, 18),
+                                               ("group", signal.SIGINT, 130, 15)],
+                         ids=["sigterm", "sigterm-group", "ctrl-c"])
+def test_sigterm_of_a_streamed_run_saves_and_resume_is_exact(to, sig, code, saved, folder, tmp_path, cli,
                                                              streamed_reference):
     """SIGTERM to the trainer, or to every process of it, workers too (as systemd and Slurm stop a job), and Ctrl-C
     (SIGINT to the terminal's process group); two workers (with one, the trainer's DataLoader noticed a killed
@@ -286,10 +289,11 @@ def test_sigterm_of_a_streamed_run_saves_and_resume_is_exact(to, sig, code, fold
     finally:
         proc.kill()
         proc.wait()
-    assert proc.returncode == code and "saved the last clean state (step 15)" in err, err
+    assert proc.returncode == code and f"saved the last clean state (step {saved})" in err, err
     assert "could not save" not in err and "killed by signal" not in err, err
-    # the checkpoint of step 10, and the last clean state (the record of step 15) saved on the way out
-    assert checkpoint.steps_available(run / "checkpoints") == [10, 15]
+    # the checkpoint of step 10, and saved on the way out: after SIGTERM the step it came in (none lost), after
+    # Ctrl-C the last clean record's
+    assert checkpoint.steps_available(run / "checkpoints") == [10, saved]
     code, _, err = cli("train", "--resume", run, "--no-progress")
     assert code == 0, err
     _same_state(streamed_reference, run)

@@ -185,8 +185,8 @@ class Session:
             self.last_ckpt = self.dir / "checkpoints" / f"step-{state.step:07d}.pt" if resumed and state.step else None
             t.step.lr_factor = state.lr_factor
             self.t_start, self.first, self.last_record = time.time(), state.step, state.step
-            with _sigterm_raises():
-                self._steps()
+            with _sigterm_stops() as stop:
+                self._steps(stop)
         finally:
             try:
                 self.writer.close()
@@ -195,7 +195,7 @@ class Session:
                     self.bar.close()
                 self.rec.close()
 
-    def _steps(self) -> None:
+    def _steps(self, stop: threading.Event) -> None:
         t, cfg, state = self.t, self.t.cfg, self.t.state
         try:
             while state.step < cfg.steps:
@@ -211,6 +211,8 @@ class Session:
                 now = due(cfg, state.step, t.evaluates)
                 if now:
                     self._watch(now)
+                if stop.is_set():
+                    self._stop_here()
         except (KeyboardInterrupt, Terminated):
             self._save_on_interrupt()
             raise
@@ -283,6 +285,15 @@ class Session:
         """Every rank's RNG states, so that a resumed multi-process run draws the same noise on every rank."""
         return distributed.gather_object(checkpoint.rng_state(), self.ctx)
 
+    def _stop_here(self) -> None:
+        """SIGTERM, at the end of a step: this step's state becomes the last clean one when the guard finds it clean
+        (then no step is lost), and is saved; then the run ends as Ctrl-C ends it."""
+        t, ctx, state = self.t, self.ctx, self.t.state
+        skipped = int(distributed.mean(float(t.step.tally.nonfinite_updates()), ctx, t.device) * ctx.world_size)
+        if distributed.all_true(self.guard.is_clean(skipped), ctx, t.device):
+            self.guard.keep(state.capture(self._rng()), state.step)
+        raise Terminated("terminated (SIGTERM)")
+
     def _save_on_interrupt(self) -> None:
         """Ctrl-C or SIGTERM: the last good state (taken at the last clean record, consistent, with its RNG states)
         becomes a checkpoint when it is newer than the last one, so that --resume goes on exactly from there."""
@@ -310,18 +321,21 @@ def _same_start(state: checkpoint.TrainState, ctx: distributed.Context) -> None:
         state.D_ema.load_state_dict(state.D.state_dict())
 
 
+# Set by SIGTERM while a run trains (the loop reads it after each step); module-level so that a supervisor in the same
+# process can see that a stop was asked for.
+STOP = threading.Event()
+
+
 @contextlib.contextmanager
-def _sigterm_raises():
-    """While training, SIGTERM raises Terminated in the main thread (signal handlers can only be set there)."""
+def _sigterm_stops():
+    """While training, SIGTERM asks the loop to stop at the end of the step in progress (STOP, which the loop reads
+    after each step), so that the state saved is that step's whole; handlers can only be set in the main thread."""
+    STOP.clear()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield STOP
         return
-
-    def handler(signum, frame):
-        raise Terminated("terminated (SIGTERM)")
-
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: STOP.set())
     try:
-        yield
+        yield STOP
     finally:
         signal.signal(signal.SIGTERM, previous)
