@@ -221,8 +221,8 @@ class Session:
         """What is due after a step, off the step's hot path; first the guard, before anything is recorded, drawn
         or saved (one host synchronisation of a watched step)."""
         t, ctx, state = self.t, self.ctx, self.t.state
-        skipped = int(distributed.mean(float(t.step.tally.nonfinite_updates()), ctx, t.device) * ctx.world_size)
-        if not distributed.all_true(self.guard.is_clean(skipped), ctx, t.device):
+        clean, skipped = self._check()
+        if not clean:
             return self._rollback(skipped)
         if now.log:
             self._record()
@@ -237,6 +237,12 @@ class Session:
             self.guard.keep(snapshot, state.step)  # ... and the state a rollback returns to
             if now.ckpt:
                 self._checkpoint(snapshot)
+
+    def _check(self) -> tuple[bool, int]:
+        """(whether the state is clean on every rank, the updates skipped since the last check over all ranks)."""
+        t, ctx = self.t, self.ctx
+        skipped = int(distributed.mean(float(t.step.tally.nonfinite_updates()), ctx, t.device) * ctx.world_size)
+        return distributed.all_true(self.guard.is_clean(skipped), ctx, t.device), skipped
 
     def _rollback(self, skipped: int) -> None:
         t, state = self.t, self.t.state
@@ -288,9 +294,8 @@ class Session:
     def _stop_here(self) -> None:
         """SIGTERM, at the end of a step: this step's state becomes the last clean one when the guard finds it clean
         (then no step is lost), and is saved; then the run ends as Ctrl-C ends it."""
-        t, ctx, state = self.t, self.ctx, self.t.state
-        skipped = int(distributed.mean(float(t.step.tally.nonfinite_updates()), ctx, t.device) * ctx.world_size)
-        if distributed.all_true(self.guard.is_clean(skipped), ctx, t.device):
+        state = self.t.state
+        if self._check()[0]:
             self.guard.keep(state.capture(self._rng()), state.step)
         raise Terminated("terminated (SIGTERM)")
 
