@@ -11,7 +11,7 @@ install: $(STAMP)
 # pip takes torch and torchvision from the local wheel store when it has them; no pins beyond pyproject's ranges.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,onnx]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,onnx,serve]'
 	touch $(STAMP)
 
 run: $(STAMP)

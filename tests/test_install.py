@@ -24,10 +24,10 @@ def _names(reqs):
     return {re.split(r"[<>=!~; \[]", r, maxsplit=1)[0].lower() for r in reqs}
 
 
-def _imports() -> set[str]:
-    """Top-level modules imported anywhere in src/gankit, at module level or inside functions."""
+def _imports(folder: Path = REPO / "src" / "gankit", skip: Path | None = None) -> set[str]:
+    """Top-level modules imported anywhere in `folder` (src/gankit) but `skip`, at module level or inside functions."""
     found = set()
-    for path in (REPO / "src" / "gankit").rglob("*.py"):
+    for path in (p for p in folder.rglob("*.py") if skip is None or not p.is_relative_to(skip)):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 found |= {a.name.split(".")[0] for a in node.names}
@@ -42,10 +42,14 @@ def test_every_dependency_is_imported_and_every_import_declared():
     project = _project()
     core = {MODULE.get(n, n.replace("-", "_")) for n in _names(project["dependencies"])}
     onnx = {MODULE.get(n, n) for n in _names(project["optional-dependencies"]["onnx"])}
+    serve = {MODULE.get(n, n) for n in _names(project["optional-dependencies"]["serve"])}
     used = _imports()
     assert core - used == set(), "declared but never imported"
     # onnxscript is loaded by torch.onnx.export(dynamo=True), not imported by gankit itself
-    assert used - core - onnx == set(), "imported but not declared"
+    assert used - core - onnx - serve == set(), "imported but not declared"
+    # the serve extra (gankit serve) is imported by gankit.serve alone, which cli.py imports inside cmd_serve
+    server = REPO / "src" / "gankit" / "serve"
+    assert serve <= _imports(server) and not serve & _imports(skip=server), "the serve extra outside gankit.serve"
     assert {"onnxruntime"} <= used and "onnx" not in core
 
 

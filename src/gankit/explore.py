@@ -19,7 +19,7 @@ import torch
 
 from gankit import outputs, registry, viz
 from gankit.errors import UserError
-from gankit.latent import interpolate, project_to_sphere
+from gankit.latent import interpolate, lerp, project_to_sphere, slerp
 from gankit.sample import Sampler
 
 
@@ -223,7 +223,19 @@ def arithmetic(sampler: Sampler, a: str, b: str, c: str, seed: int = 0, sheet_n:
             groups.append(Group(name, text, sampler.z(class_n, gen, truncation), sampler.labels(class_n, spec)))
         else:
             groups.append(Group(name, text, sheet_z[spec], None if sheet_y is None else sheet_y[spec]))
+    return combine(sampler, groups, neighbours, noise, gen)
 
+
+def combine(sampler: Sampler, groups: list[Group], neighbours: int = 4, noise: float = 0.25,
+            gen: torch.Generator | None = None) -> Arithmetic:
+    """The arithmetic on three given groups A, B, C (each one or more z, with labels for a conditional G): decode
+    mean(A) - mean(B) + mean(C) and `neighbours` points of uniform noise around it, drawn from `gen`. `arithmetic`
+    builds the groups from a sheet; `gankit serve` from the samples a user kept."""
+    _image_model(sampler, "arithmetic")
+    if len(groups) != 3 or any(g.z.dim() != 2 or g.z.shape[0] < 1 for g in groups):
+        raise UserError("arithmetic: needs three groups A, B and C of one or more samples each")
+    if sampler.c_dim and any(g.labels is None for g in groups):
+        raise UserError("arithmetic: a conditional model needs the class of every sample in A, B and C")
     raw = torch.stack([g.z.mean(0) for g in groups])                      # (3, z_dim)
     result = raw[0] - raw[1] + raw[2]                                       # (z_dim,)
     noise_z = (torch.rand(neighbours, result.shape[0], generator=gen) * 2 - 1) * noise  # U(-noise, noise), as DCGAN
@@ -270,3 +282,100 @@ def save_arithmetic(res: Arithmetic, out: Path, force: bool = False) -> tuple[Pa
         arrays.update(mean_embeds=res.mean_embeds.numpy(), result_embed=res.result_embed.numpy())
     outputs.write_atomic(npz, lambda tmp: np.savez_compressed(tmp, **arrays))
     return out, npz
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# one point at a time: the main directions of G's latent space, a point between two samples (`gankit serve`'s sliders)
+
+
+@dataclass
+class Directions:
+    vectors: torch.Tensor     # (k, z_dim): unit vectors in z, the first the direction of most change
+    std: torch.Tensor         # (k,): the spread of the prior's draws along each vector (one unit of a slider)
+    explained: torch.Tensor   # (k,): each component's share of the variance of G's first-layer features
+
+
+class _Features(Exception):
+    """Raised by the hook once G's first layer has run: the rest of G is not needed for its features."""
+
+    def __init__(self, out: torch.Tensor):
+        self.out = out
+
+
+def _first_layer_features(sampler: Sampler, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """G's first-layer output (n, F) for z, flattened; G's images when G has no `net` of layers."""
+    net = getattr(sampler.G, "net", None)
+    if not isinstance(net, torch.nn.Sequential) or not len(net):
+        return sampler.decode(z, labels).flatten(1)
+
+    def stop(module, inputs, out):
+        raise _Features(out)
+
+    handle, out = net[0].register_forward_hook(stop), []
+    try:
+        for i in range(0, z.shape[0], 500):                                     # one batch of G at a time
+            try:
+                sampler.decode(z[i: i + 500], None if labels is None else labels[i: i + 500])
+            except _Features as f:
+                out.append(f.out.detach().float().flatten(1).cpu())
+            else:
+                raise RuntimeError("G's first layer did not run")
+    finally:
+        handle.remove()
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def principal_directions(sampler: Sampler, k: int = 8, n: int = 2000, seed: int = 0) -> Directions:
+    """GANSpace (Harkonen et al. 2020), as they find them for BigGAN: PCA of G's first-layer features over n draws
+    of the prior (torch.pca_lowrank), and each component carried back into z by least squares: the z displacement
+    that moves the features along it. A PCA of z itself finds nothing, as the prior's draws spread alike in every
+    direction. A conditional G's features are taken over draws of every class. Deterministic in `seed`."""
+    if not 1 <= n <= 100_000 or k < 1:
+        raise UserError(f"directions: need 1 <= n <= 100,000 draws and k >= 1 components, got n={n}, k={k}")
+    gen = torch.Generator().manual_seed(seed)
+    z = sampler.z(n, gen)                                                       # (n, z_dim)
+    feats = _first_layer_features(sampler, z, sampler.labels(n, None, gen))    # (n, F)
+    k = max(1, min(k, sampler.z_dim, feats.shape[1], n - 1))
+    with torch.random.fork_rng(devices=[]):                                     # pca_lowrank draws from torch's RNG
+        torch.manual_seed(seed)
+        _, s, v = torch.pca_lowrank(feats, q=k, center=True)                    # v: (F, k)
+    coords = (feats - feats.mean(0)) @ v                                        # (n, k)
+    back = torch.linalg.lstsq(coords, z - z.mean(0)).solution                   # (k, z_dim): z ~ coords @ back
+    vectors = back / back.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    total = (feats - feats.mean(0)).pow(2).sum().clamp_min(1e-12)
+    return Directions(vectors, (z @ vectors.T).std(0), s.pow(2) / total)
+
+
+def keep_on_prior(z: torch.Tensor, prior: str) -> torch.Tensor:
+    """z moved back to where the prior's draws lie: onto the sphere, into the cube [-1, 1], or as it is."""
+    support = registry.PRIORS[prior].support
+    return project_to_sphere(z) if support == "sphere" else z.clamp(-1, 1) if support == "cube" else z
+
+
+def move(sampler: Sampler, z: torch.Tensor, directions: Directions, amounts: torch.Tensor) -> torch.Tensor:
+    """z (m, z_dim) moved by amounts (k,) along the directions, in units of the prior's spread along each."""
+    amounts = torch.as_tensor(amounts, dtype=z.dtype)
+    if amounts.shape != directions.std.shape:
+        raise UserError(f"directions: {amounts.numel()} amounts given for {directions.std.numel()} directions")
+    return keep_on_prior(z + (amounts * directions.std) @ directions.vectors, sampler.prior)
+
+
+def between(sampler: Sampler, a: torch.Tensor, b: torch.Tensor, t: float, ya: int | None = None,
+            yb: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The point at fraction t in [0, 1] of the path from a to b (z_dim,): slerp for the normal and sphere priors, lerp
+    in the cube, as latent.interpolate chooses. A conditional G gets the classes' label embeddings mixed by t. Returns
+    (z (1, z_dim), the image (1, C, H, W))."""
+    _image_model(sampler, "interpolate")
+    if not 0 <= t <= 1:
+        raise UserError(f"interpolate: t must be in [0, 1], got {t}")
+    tt = torch.tensor([float(t)])
+    path = lerp if registry.PRIORS[sampler.prior].support == "cube" else slerp
+    z = path(a[None], b[None], tt)[0]                                          # (1, z_dim)
+    if not sampler.c_dim:
+        return z, sampler.decode(z)
+    if ya is None or yb is None:
+        raise UserError("interpolate: a conditional model needs the class of both ends")
+    with torch.no_grad():
+        emb = _label_table(sampler.G).weight.detach().cpu()                     # (c_dim, c_embed_dim)
+    return z, _decode(sampler, z, ((1 - t) * emb[ya] + t * emb[yb])[None])
