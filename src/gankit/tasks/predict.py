@@ -1,0 +1,163 @@
+"""Next-frame prediction: a conditional GAN that samples one sharp future per noise vector (SAVP, Lee et al. 2018;
+pix2pix's objective, Isola et al. 2017). G maps the `context` past frames and z to the next `horizon` frames; D
+judges (context, future) sequences, real or predicted.
+
+Per step, on a minibatch of training windows (context + horizon frames, each from a random place in its sequence):
+  (1) D's update, when adv_weight > 0: (context, the true future) through D, then (context, G's future), as
+      separate batches, one update;
+  (2) G's update: l1_weight times the L1 distance to the true future (what a regression minimises: it predicts the
+      median of the possible futures, a blur where they differ) plus adv_weight times G's adversarial loss through D
+      (what makes each sampled future sharp); adv_weight 0 is the regression baseline with the same G;
+  (3) the averaged G (ema_decay), the one kept for predicting.
+The run's held-out sequences (whose digits training never saw) are scored at the end: PSNR and SSIM per frame, mean
+and best of K, sharpness and diversity, beside copying the last frame (results.json, results.md).
+
+    gankit train --config smmnist-predict --data_dir DIR
+    gankit predict runs/unet-smoving-mnist --context heldout --futures 8 --out futures/   # gankit/apps/predict.py
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gankit import distributed, losses
+from gankit.apps.predict import EVAL_FUTURES, SHEET_FUTURES, sample_futures, sheet, table, write_results
+from gankit.checkpoint import LATEST, TrainState
+from gankit.config import Config
+from gankit.data.moving import sequence_parts
+from gankit.data.stream import Batches
+from gankit.errors import ConfigError
+from gankit.latent import sample_z
+from gankit.models import predict as predict_models
+from gankit.models.predict import stack
+from gankit.session import Trainer
+from gankit.setup import check_batch_size, seed_everything
+from gankit.step import Step, Tally, ema_decay, ema_update, make_optimizers
+from gankit.tasks.common import single_device
+
+
+class PredictTally(Tally):
+    KEYS = ("loss_l1", "loss_adv", "loss_d", "D(x)", "D(G(z))")
+
+
+class PredictStep(Step):
+    """`step(batch, k)`: batch() returns (context, future) on the device, stacked frames (B, c*C, H, W) and
+    (B, h*C, H, W) in [-1, 1]."""
+
+    def __init__(self, cfg: Config, G: nn.Module, D: nn.Module, G_ema: nn.Module | None, opt_g, opt_d, device):
+        super().__init__(cfg, G, D, G_ema, opt_g, opt_d, device)
+        self.tally = PredictTally(device)
+
+    def __call__(self, batch, step: int) -> None:
+        cfg, G, D = self.cfg, self.G_fwd, self.D_fwd
+        self.set_lr(step)
+        past, future = batch()
+        z = sample_z(past.shape[0], cfg.z_dim, cfg.prior, device=self.device)
+        with self.autocast():
+            fake = G(past, z).float()                                     # (B, h*C, H, W), graph kept for (2)
+        zero = torch.zeros((), device=self.device)
+        loss_d, d_real, d_fake = zero, zero, zero
+        # ---- (1) D: the true futures, then G's, each after its context ---------------------------------------------
+        if cfg.adv_weight > 0:
+            with self.autocast():
+                d_real, d_fake = D(future, past).float(), D(fake.detach().clamp(-1, 1), past).float()
+                loss_d = losses.d_loss(cfg.loss, d_real, d_fake, cfg.label_smooth)
+            self.update(self.opt_d, self.D, loss_d)
+        # ---- (2) G: L1 to the true future plus the adversarial loss through D, D's weights frozen ------------------
+        l1 = (fake - future).abs().mean()
+        adv = zero
+        if cfg.adv_weight > 0:
+            self.D.requires_grad_(False)
+            with self.autocast():
+                adv = losses.g_loss(cfg.loss, D(fake.clamp(-1, 1), past).float())
+            self.D.requires_grad_(True)
+        self.update(self.opt_g, self.G, cfg.l1_weight * l1 + cfg.adv_weight * adv)
+        # ---- (3) the averaged G -------------------------------------------------------------------------------------
+        if self.G_ema is not None:
+            ema_update(self.G_ema, self.G, ema_decay(cfg, step))
+        self.tally.add(l1, adv, loss_d, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean())
+
+
+def _resolve(cfg: Config, data) -> Config:
+    """cfg with the data's channels and frame size; what only the data can tell is checked."""
+    T, C, H, W = data.shape
+    if H != W or H != cfg.img_size:
+        raise ConfigError("img_size", f"the sequences are {H} x {W} px, not {cfg.img_size}")
+    if T < cfg.context + cfg.horizon:
+        raise ConfigError("frames", f"the sequences hold {T} frames, fewer than context + horizon "
+                                    f"{cfg.context + cfg.horizon}")
+    check_batch_size(cfg, data)
+    return dataclasses.replace(cfg, channels=C)
+
+
+class PredictTrainer(Trainer):
+    def __init__(self, cfg: Config):
+        self.device = device = single_device(cfg)
+        self.t_begin, self.cpu_begin = time.perf_counter(), time.process_time()
+        data, held = sequence_parts(cfg)                           # held: the held-out sequences, or None
+        self.cfg = cfg = _resolve(cfg, data)
+        self.data = data.to(device)
+        seed_everything(cfg.seed)
+        levels = predict_models.levels_for(cfg.img_size)
+        G = predict_models.Generator(cfg.context, cfg.horizon, cfg.channels, cfg.z_dim, cfg.g_width, levels,
+                                     cfg.g_norm).to(device)
+        D = predict_models.Discriminator(cfg.context, cfg.horizon, cfg.channels, cfg.d_width, levels,
+                                         cfg.d_norm).to(device)
+        G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay else None
+        opt_g, opt_d = make_optimizers(cfg, G, D)
+        self.state = TrainState(G, D, G_ema, opt_g, opt_d, cfg.to_dict(), [])
+        self.step = PredictStep(cfg, G, D, G_ema, opt_g, opt_d, device)
+        self.batches = Batches(len(data), cfg.batch_size, cfg.seed, distributed.Context(), device)
+        self.held = held.floats() if held is not None else None
+        shown = self.held if self.held is not None else data.floats()
+        self.fixed = shown[:4]                                     # the pictures' sequences
+        self.kept = G_ema if G_ema is not None else G
+        self.evaluates = self.held is not None
+        self.span = cfg.context + cfg.horizon
+        self.offsets = data.shape[0] - self.span + 1               # where a window may start in a sequence
+
+    def batch(self):
+        """(context, future): windows of context + horizon frames at random places in a batch of sequences."""
+        idx = self.batches(self.state.batches)
+        self.state.batches += 1
+        start = torch.randint(self.offsets, (len(idx),), device=self.device)
+        t = start[:, None] + torch.arange(self.span, device=self.device)          # (B, c + h)
+        seq = self.data.batch(idx)                                                 # (B, T, C, H, W)
+        window = seq[torch.arange(len(idx), device=self.device)[:, None], t]        # (B, c + h, C, H, W)
+        return stack(window[:, :self.cfg.context]), stack(window[:, self.cfg.context:])
+
+    def train_step(self, k: int) -> None:
+        self.step(self.batch, k)
+
+    def pictures(self, run_dir: Path, k: int, writer, rec) -> None:
+        fut = sample_futures(self.kept, self.fixed[:, :self.cfg.context], SHEET_FUTURES)
+        writer.submit(sheet, self.fixed, fut, self.cfg.context, run_dir / "samples" / f"step-{k:07d}.png")
+
+    def evaluate(self, run_dir: Path, k: int, writer) -> dict:
+        cfg = self.cfg
+        past, truth = self.held[:, :cfg.context], self.held[:, cfg.context: self.span]
+        fut = sample_futures(self.kept, past, 1)[:, 0]
+        return {"eval/l1": (fut - truth).abs().mean().item() / 2,
+                "eval/l1_last_frame": (past[:, -1:] - truth).abs().mean().item() / 2}
+
+    def postfix(self, row: dict) -> str:
+        return f"l1 {row['loss_l1']:.4f} adv {row['loss_adv']:.3f} loss_d {row['loss_d']:.3f}"
+
+    def finish(self, run_dir: Path, last: dict) -> None:
+        """The result: K futures of each held-out sequence scored beside copying the last frame."""
+        cfg = self.cfg
+        print(f"run:         {run_dir}\ncheckpoint:  {run_dir / 'checkpoints' / LATEST}")
+        if self.held is None:
+            return
+        rows = write_results(self.kept, self.held, cfg.context, cfg.horizon, run_dir,
+                             {"train_seconds": round(time.perf_counter() - self.t_begin, 1),
+                              "train_cpu_seconds": round(time.process_time() - self.cpu_begin, 1),
+                              "adv_weight": cfg.adv_weight, "data": cfg.data})
+        print(table(rows, f"held-out sequences ({len(self.held)}), {cfg.context} frames given, {cfg.horizon} "
+                          f"predicted, K = {EVAL_FUTURES}"))
