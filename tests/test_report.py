@@ -47,7 +47,9 @@ def test_report_embeds_curves_metrics_and_sample_grids(runs, tmp_path, cli, whic
     assert page.startswith(report.MARKER)
     images = _images(page)
     reals = {"reals"} if which == 0 else set()                                # reals.png: image runs only
-    assert set(images) == {"losses", "D(x) and D(G(z))", "eval/fid", "eval/pr_precision", "step 2", "step 4"} | reals
+    # eval/fid has two points: a chart; eval/pr_precision one: a row of the table of values recorded once
+    assert set(images) == {"losses", "D(x) and D(G(z))", "eval/fid", "step 2", "step 4"} | reals
+    assert "<tr><td>eval/pr_precision</td><td>4</td><td>0.5</td><td></td></tr>" in page
     for step in (2, 4):  # the run's own PNGs, byte for byte (for the 2-D run: its scatter plots)
         assert images[f"step {step}"] == (run / "samples" / f"step-{step:07d}.png").read_bytes()
     for name in ("losses", "eval/fid"):

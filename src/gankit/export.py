@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from gankit import __version__, outputs, registry
 from gankit.checkpoint import sha256_file
@@ -147,7 +147,8 @@ def describe(G: torch.nn.Module, prior: str, class_names: list[str], shape: list
         "architecture": arch, "class": f"{type(G).__module__}.{type(G).__qualname__}", "arguments": spec,
         "call": "G(z) or, with classes, G(z, y); batch first", "inputs": inputs, "output": output,
         # the fields of format 1, which older readers use
-        "spec": dict(G.spec), "prior": prior, "z_dim": G.z_dim, "c_dim": G.c_dim, "class_names": class_names,
+        "spec": dict(G.spec), "prior": prior, "z_dim": G.z_dim, "c_dim": G.c_dim,
+        "class_names": class_names if G.c_dim else [],  # an unconditional G takes no class
         "img_shape": shape, "is_points": not images,
     }
 
@@ -178,7 +179,10 @@ def export(source: str | Path, out: str | Path, step: int | None = None, onnx: b
         (out / EXPORT_META).unlink(missing_ok=True)
     # safetensors wants contiguous tensors that share no memory; a state_dict of G satisfies that once contiguous
     weights = {k: v.detach().contiguous() for k, v in G.state_dict().items()}
-    outputs.write_atomic(out / EXPORT_WEIGHTS, lambda tmp: save_file(weights, str(tmp), metadata={"format": "pt"}))
+    # written by Python's own open(), so the file gets the usual mode (0644 under umask 022) as generator.json does;
+    # safetensors' save_file creates its file 0600
+    blob = save(weights, metadata={"format": "pt"})
+    outputs.write_atomic(out / EXPORT_WEIGHTS, lambda tmp: tmp.write_bytes(blob))
     cfg = sampler.meta.get("config", {})
     meta = describe(G, sampler.prior, list(sampler.class_names), shape)
     meta.update({

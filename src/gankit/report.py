@@ -1,18 +1,23 @@
 """`gankit report RUN`: one self-contained HTML page about a run.
 
-The page holds the latest evaluation beside its real-vs-real floors (RUN/eval/*.json, written by `gankit eval` and by
-evaluations during training), the run's config, its loss curves, D(x) and D(G(z)), a curve per evaluation metric
-(eval/* keys), any other scalar the loop recorded, the real training images as the model saw them (reals.png) and
-the sample grids over time (scatter plots for 2-D runs). Every picture is a
-PNG embedded as base64, so the one file can be mailed or archived on its own.
+The page holds what the run was trained on (its data, from config.yaml and the latest checkpoint), the latest
+evaluation beside its real-vs-real floors (RUN/eval/*.json, written by `gankit eval` and by evaluations during
+training; without one, the command that makes one), its loss curves, D(x) and D(G(z)), a chart per evaluation metric
+with its floor on the same axes (eval/* keys), any other scalar the loop recorded (values recorded once are a table,
+not charts of one point), the real training images as the model saw them (reals.png), the sample grids over time
+(scatter plots for 2-D runs) and the config as the fields that differ from the defaults. Every picture is a PNG
+embedded as base64, so the one file can be mailed or archived on its own.
 
-Overwriting: an existing file at the output path is refused unless --force (outputs.py). The page starts with
-MARKER, so that it says it is regenerated.
+Overwriting: an existing file at the output path is refused unless --force (outputs.py), except a page this command
+wrote and nobody edited since: the page starts with MARKER and carries a <meta name="generator"> tag with the
+SHA-256 of the rest of the page (stamp), so `gankit report` replaces its own unedited page and nothing else.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
+import hashlib
 import html
 import io
 import json
@@ -21,7 +26,10 @@ import math
 import re
 from pathlib import Path
 
-from gankit import outputs
+import yaml
+
+from gankit import checkpoint, outputs
+from gankit.config import Config
 from gankit.errors import UserError
 from gankit.metrics.evaluation import INFO_KEYS
 
@@ -30,6 +38,7 @@ MAX_GRIDS = 12                       # sample grids shown: evenly spaced over th
 LOSS_KEYS = ("loss_d", "loss_g", "penalty")
 D_KEYS = ("D(x)", "D(G(z))")
 NOT_CURVES = {"step", "nimg", "sec", "event"}
+STAMP = re.compile(r'\n<meta name="generator" content="gankit report" data-sha256="([0-9a-f]{64})">')
 _GRID = re.compile(r"step-(\d+)\.png$")
 log = logging.getLogger("gankit")
 
@@ -176,18 +185,23 @@ def latest_evaluation(folder: Path, warn=None) -> tuple[dict | None, int]:
     return {**record, "file": name}, len(records)
 
 
-def evaluation_table(record: dict) -> str:
-    """metric | model | floor (real vs real), as `gankit eval` prints it, in HTML."""
-    def fmt(v):
-        return "" if v is None else (f"{v:.4g}" if isinstance(v, float) else html.escape(str(v)))
+def _fmt(v) -> str:
+    return "" if v is None else (f"{v:.4g}" if isinstance(v, float) else html.escape(str(v)))
 
+
+def evaluation_table(record: dict) -> str:
+    """metric | model | floor (real vs real), as `gankit eval` prints it, in HTML; the caption gives the samples
+    really compared (n_samples: fewer than asked for when the real data is smaller than two halves of n)."""
     res = record["results"]
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{fmt(v)}</td><td>{fmt(res.get(k + '_floor'))}</td></tr>"
-                   for k, v in res.items() if not k.endswith("_floor") and k not in INFO_KEYS)
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v)}</td><td>{_fmt(res.get(f'{k}_floor'))}</td></tr>"
+                   for k, v in res.items() if not str(k).endswith("_floor") and k not in INFO_KEYS)
+    asked, used = record.get("n"), res.get("n_samples")
+    count = (f"{_fmt(used)} samples (of the {_fmt(asked)} asked for: the {_fmt(record.get('data_size'))} real "
+             "examples give two halves of that size, one for the floor)" if isinstance(used, int) and
+             isinstance(asked, int) and used < asked else f"{_fmt(used if used is not None else asked)} samples")
     return ("<table><tr><th>metric</th><th>model</th><th>floor (real vs real)</th></tr>" + rows + "</table>"
-            f"<p>Step {record.get('step')}, {html.escape(str(record.get('n')))} samples, features: "
-            f"{html.escape(str(record.get('features')))}, seed {html.escape(str(record.get('seed')))} "
-            f"(<code>eval/{html.escape(record['file'])}</code>). The floor is the same "
+            f"<p>Step {_fmt(record.get('step'))}, {count}, features: {_fmt(record.get('features'))}, seed "
+            f"{_fmt(record.get('seed'))} (<code>eval/{html.escape(record['file'])}</code>). The floor is the same "
             "metric with real data in place of generated samples, at the same sample count.</p>")
 
 
@@ -205,8 +219,81 @@ def _img(data: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
 
+def _config(text: str) -> dict:
+    """config.yaml's fields, or {} when it is not a mapping that YAML reads."""
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
+def data_section(run_dir: Path, cfg: dict) -> str:
+    """What the run was trained on: the data set and its size from the latest checkpoint (its data fingerprint and
+    class names), the images' shape and the data fields from config.yaml."""
+    if not cfg:
+        return ""
+    examples, names = None, []
+    try:
+        saved = checkpoint.read(run_dir)
+        examples, names = (saved.state.get("data") or {}).get("examples"), saved.class_names
+    except UserError:  # no checkpoint yet, or a damaged one (its own commands name it)
+        pass
+    parts = [f"<code>{html.escape(str(cfg.get('data', '?')))}</code>"]
+    if isinstance(examples, int):
+        parts.append(f"{examples:,} training examples" + (", each also mirrored (xflip)" if cfg.get("xflip") else ""))
+    if cfg.get("channels"):
+        parts.append(f"{_fmt(cfg.get('channels'))} channel(s) at {_fmt(cfg.get('img_size'))} x "
+                     f"{_fmt(cfg.get('img_size'))} (resize {_fmt(cfg.get('resize'))})")
+    if names:
+        parts.append(f"{len(names)} classes ({html.escape(', '.join(map(str, names[:10])))}"
+                     f"{', ...' if len(names) > 10 else ''})")
+    parts.append("conditional on them (cond " + _fmt(cfg.get("cond")) + ")" if cfg.get("cond", "none") != "none"
+                 else "unconditional")
+    if cfg.get("holdout"):
+        parts.append(f"{_fmt(cfg.get('holdout'))} examples held out")
+    return "<h2>Data</h2><p>" + "; ".join(parts) + ".</p>"
+
+
+def _charts(curves: dict, res: list[int]) -> list[str]:
+    """A chart per evaluation metric with its floor on the same axes, and per other recorded value, for the series
+    of two points or more; the values recorded once (one evaluation) as one table. Counts and spreads (n_samples,
+    kid_std) are no curves."""
+    skip = {f"eval/{k}" for k in INFO_KEYS} | {k for k in curves if k.endswith("_std")}
+    keys = [k for k in curves if k not in skip and k not in LOSS_KEYS + D_KEYS]
+    evals = sorted(k for k in keys if k.startswith("eval/") and not k.endswith("_floor"))
+    others = sorted(k for k in keys if not k.startswith("eval/"))
+    once = [k for k in evals + others if len(curves[k][0]) == 1]
+    parts = []
+    if evals:
+        parts.append("<h2>Evaluation metrics</h2>")
+        parts += [_img(plot(curves, [k] + [f"{k}_floor"] * (f"{k}_floor" in curves), k, res), k)
+                  for k in evals if k not in once]
+    if [k for k in others if k not in once]:
+        parts.append("<h2>Other recorded values</h2>")
+        parts += [_img(plot(curves, [k], k, res), k) for k in others if k not in once]
+    if once:
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{curves[k][0][0]}</td><td>{_fmt(curves[k][1][0])}</td>"
+                       f"<td>{_fmt(curves.get(f'{k}_floor', ([], [None]))[1][-1])}</td></tr>" for k in once)
+        parts.append("<h3>Recorded once</h3><table><tr><th>value</th><th>step</th><th>value</th><th>floor</th></tr>"
+                     + rows + "</table>")
+    return parts
+
+
+def config_section(text: str) -> str:
+    """The fields of config.yaml that differ from gankit's defaults, as a table, then the whole file, folded."""
+    cfg, defaults = _config(text), {f.name: f.default for f in dataclasses.fields(Config)}
+    changed = {k: v for k, v in cfg.items() if defaults.get(k, object()) != v and k != "name"}
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v)}</td><td>{_fmt(defaults.get(k))}</td></tr>"
+                   for k, v in changed.items())
+    head = (f"<p>{len(changed)} of {len(cfg)} fields differ from the defaults:</p><table><tr><th>field</th>"
+            f"<th>this run</th><th>default</th></tr>{rows}</table>" if cfg else "")
+    return (f"<h2>Config</h2>{head}<details><summary>config.yaml</summary><pre>"
+            f"{html.escape(text) or '(no config.yaml)'}</pre></details>")
+
+
 def render(run_dir: Path) -> str:
-    """The page for `run_dir`, as a string."""
+    """The page for `run_dir`, as a string (without its stamp)."""
     run_dir = Path(run_dir)
     config = _text(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else ""
     rows, bad = read_rows(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else ([], 0)
@@ -222,12 +309,18 @@ def render(run_dir: Path) -> str:
              f"<p>Run folder: <code>{html.escape(str(run_dir.resolve()))}</code>. "
              f"{len(rows)} metric records" + (f", last training record at step {last}" if last is not None else "")
              + (f"; resumed at step {', '.join(map(str, res))} (dashed lines)" if res else "")
-             + (f"; {bad} unreadable line(s) in metrics.jsonl skipped" if bad else "") + ".</p>"]
+             + (f"; {bad} unreadable line(s) in metrics.jsonl skipped" if bad else "") + ".</p>",
+             data_section(run_dir, _config(config))]
 
     record, n_evals = latest_evaluation(run_dir / "eval")
+    parts.append("<h2>Latest evaluation</h2>")
     if record is not None:
-        parts.append(f"<h2>Latest evaluation</h2>" + evaluation_table(record)
+        parts.append(evaluation_table(record)
                      + (f"<p>{n_evals} evaluations in eval/; their curves are below.</p>" if n_evals > 1 else ""))
+    else:
+        parts.append(f"<p>No evaluation yet. Score the latest checkpoint, each metric beside its real-vs-real floor: "
+                     f"<code>gankit eval {html.escape(str(run_dir))}</code>; or evaluate during training with "
+                     "<code>--eval_metrics fid,recognisable</code> (and <code>--eval_every N</code>).</p>")
 
     parts.append("<h2>Training curves</h2>")
     losses = [k for k in LOSS_KEYS if k in curves and (k != "penalty" or any(curves[k][1]))]
@@ -239,16 +332,15 @@ def render(run_dir: Path) -> str:
                                res, ylim=(-0.02, 1.02), hline=0.5), "D(x) and D(G(z))"))
     if not (losses or d_keys):
         parts.append("<p>No training records in metrics.jsonl yet.</p>")
+    parts += _charts(curves, res)
+    parts += _pictures(run_dir)
+    parts.append(config_section(config) + "</body></html>")
+    return "\n".join(parts) + "\n"
 
-    evals = sorted(k for k in curves if k.startswith("eval/"))
-    if evals:
-        parts.append("<h2>Evaluation metrics</h2>")
-        parts += [_img(plot(curves, [k], k, res), k) for k in evals]
-    others = sorted(k for k in curves if k not in evals and k not in LOSS_KEYS + D_KEYS)
-    if others:
-        parts.append("<h2>Other recorded values</h2>")
-        parts += [_img(plot(curves, [k], k, res), k) for k in others]
 
+def _pictures(run_dir: Path) -> list[str]:
+    """reals.png and the sample grids over time."""
+    parts = []
     if (run_dir / "reals.png").is_file():
         parts.append("<h2>Real training images</h2><p>As the model is shown them: resized, cropped or padded, "
                      "mirrored when xflip is on.</p>" + _img((run_dir / "reals.png").read_bytes(), "reals"))
@@ -260,8 +352,26 @@ def render(run_dir: Path) -> str:
                   for s, p in grids]
     else:
         parts.append("<p>No sample grids in samples/ yet.</p>")
-    parts.append(f"<h2>Config</h2><pre>{html.escape(config) or '(no config.yaml)'}</pre></body></html>")
-    return "\n".join(parts) + "\n"
+    return parts
+
+
+def stamp(page: str) -> str:
+    """The page with its generator tag, which holds the SHA-256 of the page without the tag (own_page checks it)."""
+    digest = hashlib.sha256(page.encode("utf-8")).hexdigest()
+    head = '<meta charset="utf-8">'
+    return page.replace(head, f'{head}\n<meta name="generator" content="gankit report" data-sha256="{digest}">', 1)
+
+
+def own_page(path: Path) -> bool:
+    """Whether `path` is a page `gankit report` wrote and nobody changed since (its stamp still fits it)."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    m = STAMP.search(text)
+    if not text.startswith(MARKER) or m is None:
+        return False
+    return hashlib.sha256((text[: m.start()] + text[m.end():]).encode("utf-8")).hexdigest() == m.group(1)
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, force: bool = False) -> Path:
@@ -274,7 +384,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, force: bool
     out = Path(out) if out else run_dir / "report.html"
     if out.suffix.lower() not in (".html", ".htm"):
         raise UserError(f"report: --out must be a FILE.html, got {out}")
-    outputs.check_new("report", out, force=force)
-    text = render(run_dir)
+    own = out.is_file() and not out.is_symlink() and own_page(out)   # its own unedited page is replaced
+    outputs.check_new("report", out, force=force or own)
+    text = stamp(render(run_dir))
     outputs.out_folder("report", out.parent)
     return outputs.write_atomic(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))

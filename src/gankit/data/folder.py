@@ -11,17 +11,24 @@ Opening one file is decode.open_image's job; everything here works on what it re
 
 from __future__ import annotations
 
+import os
+import statistics
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from gankit.data.decode import IMAGE_EXTENSIONS, open_image
 from gankit.errors import UserError
 
 RESIZE = ("crop", "pad", "stretch")
+HEADER_SAMPLE = 1000        # files whose headers scan() reads, evenly spaced over the folder
+GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")  # Pillow's modes without colour
+SKIPPED_NAMED = 3           # skipped files named in the warning line before the rest are counted
 
 
 def list_files(root: Path) -> tuple[list[str], list[int] | None, list[str]]:
@@ -37,6 +44,49 @@ def list_files(root: Path) -> tuple[list[str], list[int] | None, list[str]]:
     index = {c: i for i, c in enumerate(classes)}
     labels = [index[parts[0]] for parts in rel] if labelled else None
     return [str(p) for p in files], labels, classes if labelled else []
+
+
+@dataclass
+class Scan:
+    """What the headers of a folder's files say before any is decoded: how many files, and of the sampled ones
+    their sizes (w, h) and how many hold no colour."""
+    files: int
+    sizes: list[tuple[int, int]]
+    gray: int
+    tried: int = 0
+
+    @property
+    def sampled(self) -> bool:
+        return self.tried < self.files
+
+
+def scan(root: Path) -> Scan:
+    """The headers of up to HEADER_SAMPLE files under root, evenly spaced (Pillow reads a header without decoding
+    the pixels: a few milliseconds for a thousand files). Files that do not open are left to the loader, which
+    names them."""
+    files, _, _ = list_files(Path(root).expanduser())
+    sizes, gray, picked = [], 0, files[:: max(1, len(files) // HEADER_SAMPLE)][:HEADER_SAMPLE]
+    for f in picked:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(f) as im:
+                    sizes.append(im.size)
+                    gray += im.mode in GRAY_MODES
+        except Exception:  # noqa: BLE001: any file Pillow cannot open; the loader skips and names it
+            continue
+    return Scan(len(files), sizes, gray, len(picked))
+
+
+def auto_size(found: Scan, sizes: tuple[int, ...], policy: str) -> tuple[int, int]:
+    """(img_size, the median side it came from): the largest of a model's `sizes` not above the median side that
+    the resize policy scales (the shorter for crop and stretch, the longer for pad), so that no image is enlarged
+    beyond what most of them hold; the smallest size when every image is smaller."""
+    if not found.sizes:
+        return min(sizes), 0
+    side = round(statistics.median((max if policy == "pad" else min)(w, h) for w, h in found.sizes))
+    fits = [s for s in sorted(sizes) if s <= side]
+    return (fits[-1] if fits else min(sizes)), side
 
 
 def fit(x: torch.Tensor, size: int, policy: str) -> torch.Tensor:
@@ -71,10 +121,13 @@ class Summary:
     read: int = 0
     skipped: int = 0
     sizes: list[tuple[int, int]] = field(default_factory=list)
+    skipped_names: list[str] = field(default_factory=list)
 
-    def add(self, wh: tuple[int, int] | None) -> None:
+    def add(self, wh: tuple[int, int] | None, name: str | None = None) -> None:
         if wh is None:
             self.skipped += 1
+            if name is not None:
+                self.skipped_names.append(name)
         else:
             self.read += 1
             self.sizes.append(wh)
@@ -90,6 +143,15 @@ class Summary:
                 "stretch": f"each side to {self.size} px: aspect ratio changed for the non-square images"}[self.policy]
         return (f"{len(odd):,} not square, {small:,} smaller than {self.size} px (enlarged); resize {self.policy}: "
                 + (what if odd else f"each image to {self.size} px"))
+
+    def skipped_line(self, where: str, total: int) -> str:
+        """The warning for the unreadable files: the first SKIPPED_NAMED by name (relative to the folder), then a
+        count of the rest."""
+        names = [os.path.relpath(n, where) if os.path.isabs(n) == os.path.isabs(where) else n
+                 for n in self.skipped_names[:SKIPPED_NAMED]]
+        rest = self.skipped - len(names)
+        return (f"data: skipped {self.skipped} unreadable image file(s) of {total} under {where}"
+                + (f": {', '.join(names)}" if names else "") + (f" and {rest} more" if names and rest > 0 else ""))
 
     def line(self, where: str, classes: list[str], labels: list[int] | None, sampled: bool = False) -> str:
         (w0, h0), (w1, h1) = min(self.sizes, key=lambda s: s[0] * s[1]), max(self.sizes, key=lambda s: s[0] * s[1])

@@ -262,7 +262,7 @@ def hold_or_stream(name: str, where: str, source, labels: list[int] | None, clas
         if why:                      # a file gankit refuses, by name and reason (not counted as unreadable)
             refused.append(why)
             continue
-        summary.add(wh)
+        summary.add(wh, source.describe(i))
         if image is not None:
             x[i], keep[i] = image, True
             notes.update(what)
@@ -270,10 +270,10 @@ def hold_or_stream(name: str, where: str, source, labels: list[int] | None, clas
         odd = f"; {refused[0]}" if refused else ""
         raise UserError(f"data: none of the {len(source)} image files under {where} could be read{odd}")
     if summary.skipped:
-        log.warning(f"data: skipped {summary.skipped} unreadable image file(s) of {len(source)} under {where}")
+        log.warning(summary.skipped_line(where, len(source)))
     if refused:
-        log.warning(f"data: skipped {len(refused)} image file(s) of {len(source)} under {where}: {refused[0]}"
-                    + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""))
+        log.warning(f"data: skipped {len(refused)} image file(s) of {len(source)} under {where}: "
+                    + "; ".join(refused[:3]) + (f" (and {len(refused) - 3} more)" if len(refused) > 3 else ""))
     described = {"alpha": f"with transparency, composited onto {source.background}",
                  "animated": "animated (first frame used)", "cmyk": "CMYK, converted to RGB",
                  "16-bit": "16-bit, scaled to 8 bits"}
