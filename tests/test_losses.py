@@ -43,16 +43,32 @@ def test_ls_hinge_wgan_d_losses():
 
 
 def test_unknown_loss():
-    with pytest.raises(ValueError, match="unknown loss 'relativistic'; known: minimax, ns, ls, hinge, wgan-gp"):
-        losses.d_loss("relativistic", torch.zeros(1), torch.zeros(1))
-    with pytest.raises(ValueError, match="unknown loss 'relativistic'"):
-        losses.g_loss("relativistic", torch.zeros(1))
+    with pytest.raises(ValueError, match="unknown loss 'relative'; known: minimax, ns, ls, hinge, wgan-gp, rpgan"):
+        losses.d_loss("relative", torch.zeros(1), torch.zeros(1))
+    with pytest.raises(ValueError, match="unknown loss 'relative'"):
+        losses.g_loss("relative", torch.zeros(1))
 
 
 def test_losses_are_the_registry_names():
     from gankit import registry
 
-    assert losses.LOSSES == tuple(registry.LOSSES) == ("minimax", "ns", "ls", "hinge", "wgan-gp")
+    assert losses.LOSSES == tuple(registry.LOSSES) == ("minimax", "ns", "ls", "hinge", "wgan-gp", "rpgan")
+
+
+def test_rpgan_pairs_each_real_example_with_a_generated_one():
+    """R3GAN's relativistic pairing: D's loss softplus(d_fake - d_real), G's softplus(d_real - d_fake), index by
+    index (not means of each side)."""
+    d_real, d_fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+    sp = lambda v: math.log1p(math.exp(v))  # noqa: E731
+    assert losses.d_loss("rpgan", d_real, d_fake).item() == pytest.approx((sp(0.5 - 2) + sp(-3 + 1)) / 2, rel=1e-6)
+    assert losses.g_loss("rpgan", d_fake, d_real).item() == pytest.approx((sp(2 - 0.5) + sp(-1 + 3)) / 2, rel=1e-6)
+    # pairing, not sides: swapping the generated pair changes the loss though each side's mean stays
+    assert losses.d_loss("rpgan", d_real, d_fake.flip(0)).item() != pytest.approx(
+        losses.d_loss("rpgan", d_real, d_fake).item())
+    # G's loss gives no gradient to D's logits on real data
+    r, f = d_real.clone().requires_grad_(True), d_fake.clone().requires_grad_(True)
+    losses.g_loss("rpgan", f, r).backward()
+    assert f.grad.abs().sum() > 0 and (r.grad is None or not r.grad.any())
 
 
 def test_feature_matching():

@@ -362,6 +362,25 @@ def test_r1_gamma_and_r1_every_weight_the_penalty(digits):
     assert penalty(r1_gamma=1.0, r1_every=4) == pytest.approx(4 * p1, rel=1e-5)  # lazy: 4x as heavy, 1/4 as often
 
 
+def test_r2_gamma_penalises_d_s_gradient_on_generated_images(digits):
+    """R2 is R1's formula on G's images: it adds to the penalty, in proportion to r2_gamma, and beside R1 the two
+    add up (R3GAN's regulariser)."""
+    def penalty(**over):
+        return run_once(cfg_of(**over), ds=digits)[2]["penalty"]
+    p2 = penalty(r2_gamma=1.0)
+    assert p2 > 0 and penalty(r2_gamma=2.0) == pytest.approx(2 * p2, rel=1e-5)
+    assert penalty(r1_gamma=1.0, r2_gamma=1.0) == pytest.approx(penalty(r1_gamma=1.0) + p2, rel=1e-5)
+
+
+def test_rpgan_g_loss_pairs_g_s_batch_with_the_real_batch(digits):
+    """Under rpgan, G's update asks D for the real batch too, and G's loss is the pairing of the two."""
+    _, calls, tally = run_once(cfg_of(loss="rpgan", reuse_fake=True), ds=digits)
+    g_fake, g_real = logits(calls, "g")  # exactly two calls of D in G's update: G's batch, then the real one
+    g_inputs = [x for p, x, _ in calls if p == "g"]
+    assert torch.equal(g_inputs[1], [x for p, x, _ in calls if p == "d"][0])  # the real batch of D's update
+    assert tally["loss_g"] == pytest.approx(F.softplus(g_real - g_fake).mean().item(), rel=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # what D sees: instance noise and DiffAugment, in the step
 

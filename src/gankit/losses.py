@@ -31,11 +31,18 @@ def d_loss(kind: str, d_real: torch.Tensor, d_fake: torch.Tensor, real_target: f
         return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
     if kind == "wgan-gp":  # the critic's Wasserstein estimate; the gradient penalty is added separately
         return d_fake.mean() - d_real.mean()
+    if kind == "rpgan":  # relativistic pairing: each real example against the generated one at its index
+        return F.softplus(d_fake - d_real).mean()
     raise ValueError(f"unknown loss {kind!r}; known: {', '.join(LOSSES)}")
 
 
-def g_loss(kind: str, d_fake: torch.Tensor) -> torch.Tensor:
-    """G's loss on the logits D gives its samples."""
+def g_loss(kind: str, d_fake: torch.Tensor, d_real: torch.Tensor | None = None) -> torch.Tensor:
+    """G's loss on the logits D gives its samples (and, for a relativistic loss, on real data: d_real, whose
+    gradient does not reach G)."""
+    if kind == "rpgan":  # G's side of the pairing: its sample should score above the real example it is paired with
+        if d_real is None:
+            raise ValueError("the rpgan loss pairs G's samples with real examples: give d_real")
+        return F.softplus(d_real.detach() - d_fake).mean()
     if kind == "minimax":  # min log(1 - D(G(z))) = -softplus(logit): saturates when D wins early
         return -F.softplus(d_fake).mean()
     if kind == "ns":  # non-saturating: min -log D(G(z)) = softplus(-logit)
@@ -53,7 +60,8 @@ def feature_matching(phi_real: torch.Tensor, phi_fake: torch.Tensor) -> torch.Te
 
 
 def r1_penalty(d_real: torch.Tensor, x_real: torch.Tensor, gamma: float) -> torch.Tensor:
-    """R1 (Mescheder et al. 2018): gamma/2 * E ||grad_x D(x)||^2 on real data. x_real must require grad."""
+    """R1 (Mescheder et al. 2018): gamma/2 * E ||grad_x D(x)||^2 on real data. x_real must require grad. The same
+    formula on generated data (d_fake, x_fake) is R2, which R3GAN adds beside R1 (Huang et al. 2024)."""
     (grad,) = torch.autograd.grad(d_real.sum(), x_real, create_graph=True)
     return 0.5 * gamma * grad.pow(2).flatten(1).sum(1).mean()
 

@@ -151,7 +151,8 @@ class Step:
         self.tally = Tally(device)
         # Penalties differentiate D's gradient (a double backward), which compiled graphs do not support.
         self.critic = registry.is_critic(cfg.loss)  # unbounded scores: a gradient penalty (WGAN-GP)
-        penalised = cfg.r1_gamma > 0 or self.critic
+        self.relativistic = registry.is_relativistic(cfg.loss)  # G's loss reads D's logits on real data too
+        penalised = cfg.r1_gamma > 0 or cfg.r2_gamma > 0 or self.critic
         self.G_fwd = compile_module(G, cfg.compile)
         self.D_fwd = compile_module(D, "off" if penalised else cfg.compile)
         if penalised and cfg.compile != "off":
@@ -237,9 +238,12 @@ class Step:
             with torch.no_grad(), self.autocast():
                 x_fake = G(z, y_fake)
         xr, xf = self.d_input(x_real, step), self.d_input(x_fake.float(), step)
-        r1 = cfg.r1_gamma > 0 and step % cfg.r1_every == 0
+        lazy = step % cfg.r1_every == 0  # R1 and R2 share the lazy schedule
+        r1, r2 = cfg.r1_gamma > 0 and lazy, cfg.r2_gamma > 0 and lazy
         if r1:
             xr.requires_grad_(True)
+        if r2:
+            xf.requires_grad_(True)
         with self.autocast():
             # (1) real minibatch -> D's scores; (2) generated minibatch -> D's scores
             d_real, d_fake = discriminate(D, xr, y_real, xf, y_fake, cfg.d_batching, cfg.pack)
@@ -248,6 +252,8 @@ class Step:
             penalty = torch.zeros((), device=self.device)
             if r1:
                 penalty = penalty + losses.r1_penalty(d_real, xr, cfg.r1_gamma * cfg.r1_every)
+            if r2:  # R2: the same penalty on generated data
+                penalty = penalty + losses.r1_penalty(d_fake, xf, cfg.r2_gamma * cfg.r1_every)
             if self.critic:
                 alpha = torch.rand(xr.shape[0], *([1] * (xr.dim() - 1)), device=self.device)
                 penalty = penalty + losses.gradient_penalty(lambda x: self.D(x, y_real).float(), xr, xf,
@@ -271,11 +277,15 @@ class Step:
                 _, phi_fake = D(self.d_input(x_fake, step), y_fake, with_features=True)
                 loss_g = losses.feature_matching(phi_real.float(), phi_fake.float())
             else:
+                g_real = None
                 if cfg.d_batching == "mixed":  # D sees the same kind of batch as in its own update
-                    _, g_fake = discriminate(D, self.d_input(x_real, step), y_real, self.d_input(x_fake, step),
-                                             y_fake, "mixed", cfg.pack)
+                    g_real, g_fake = discriminate(D, self.d_input(x_real, step), y_real, self.d_input(x_fake, step),
+                                                  y_fake, "mixed", cfg.pack)
                 else:
                     g_fake = D(self.d_input(x_fake, step), y_fake)
-                loss_g = losses.g_loss(cfg.loss, g_fake.float())
+                    if self.relativistic:  # the pairing's real side, which G's loss reads but cannot change
+                        with torch.no_grad():
+                            g_real = D(self.d_input(x_real, step), y_real)
+                loss_g = losses.g_loss(cfg.loss, g_fake.float(), None if g_real is None else g_real.float())
         self.update(self.opt_g, self.G, loss_g)
         return loss_g

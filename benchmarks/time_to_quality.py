@@ -1,0 +1,56 @@
+"""The time-to-quality table and curve: for each run, each evaluated checkpoint's training minutes (metrics.jsonl's
+`sec`, the training loop's clock, at that step), recognisable share and FID with its floor; writes
+docs/img/time_to_quality.png.
+
+    python benchmarks/time_to_quality.py runs/ttq/preset runs/ttq/examples
+"""
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def points(run: Path) -> list[tuple[int, float, dict]]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    elapsed = {r["step"]: r["sec"] for r in rows if "sec" in r}  # the loop's clock since the run started
+    out = []
+    for p in sorted((run / "eval").glob("step-*.json")):
+        rec = json.loads(p.read_text())
+        step = rec["step"]
+        near = min(elapsed, key=lambda s: abs(s - step))  # the log row at (or next to) the checkpoint's step
+        out.append((step, elapsed[near] / 60, rec["results"]))
+    return out
+
+
+def main() -> None:
+    runs = [Path(a) for a in sys.argv[1:]]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    print("| recipe | step | training minutes | recognisable | FID | FID floor |\n|---|---|---|---|---|---|")
+    for run in runs:
+        pts = points(run)
+        for step, minutes, r in pts:
+            print(f"| {run.name} | {step} | {minutes:.1f} | {100 * r['recognisable']:.1f} % | {r['fid']:.2f} | "
+                  f"{r['fid_floor']:.2f} |")
+        ax1.plot([p[1] for p in pts], [100 * p[2]["recognisable"] for p in pts], "o-", label=run.name)
+        ax2.plot([p[1] for p in pts], [p[2]["fid"] for p in pts], "o-", label=run.name)
+    if runs and pts:
+        ax1.axhline(100 * pts[-1][2]["recognisable_floor"], ls="--", c="k", lw=0.8, label="real images")
+        ax2.axhline(pts[-1][2]["fid_floor"], ls="--", c="k", lw=0.8, label="floor (real vs real)")
+    ax1.set(xlabel="training minutes", ylabel="recognisable %", title="MNIST: recognisable share")
+    ax2.set(xlabel="training minutes", ylabel="FID (classifier features)", yscale="log", title="MNIST: FID")
+    for ax in (ax1, ax2):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = Path("docs/img/time_to_quality.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"\n{out}")
+
+
+if __name__ == "__main__":
+    main()
