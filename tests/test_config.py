@@ -49,7 +49,7 @@ def test_an_unknown_preset_lists_the_presets():
     ({"device": "tpu"}, "device", "is not one of auto, cpu, cuda, cuda:N"),
     ({"diffaug": "color,flip"}, "diffaug", "unknown op flip; use a comma list of color, translation, cutout"),
     ({"data": "folder:"}, "data", "use one of digits, mnist, fashion-mnist, cifar10, stacked-mnist, ring, grid, "
-                                  "fake, folder:PATH or shards:PATH"),
+                                  "fake, folder:PATH, shards:PATH, fsdd, audio:PATH"),
     ({"name": "a/b"}, "name", "is not a folder name"),
 ])
 def test_a_bad_value_is_refused_naming_the_field(values, field, needle):
@@ -93,7 +93,7 @@ def test_the_tasks_own_valid_configs_load():
     ({**SR, "img_size": 8, "sr_scale": 8}, "sr_scale", "at least 2 low-resolution pixels"),
     ({"task": "sr", "model": "dcgan"}, "model", "task sr uses model srresnet, got dcgan"),
     ({"task": "ssl"}, "model", "task ssl uses model mlp, got dcgan"),
-    ({"model": "srresnet"}, "model", "task gan uses model dcgan or mlp, got srresnet"),
+    ({"model": "srresnet"}, "model", "task gan uses model dcgan, mlp, wavegan or specgan, got srresnet"),
 ])
 def test_a_task_refuses_what_its_properties_rule_out(values, field, needle):
     e = _refused(values)

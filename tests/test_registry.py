@@ -25,7 +25,8 @@ def test_each_task_has_a_trainer():
 @pytest.mark.parametrize("name", list(registry.LOSSES))
 def test_each_loss_runs_through_d_loss_and_g_loss(name):
     d_real, d_fake = torch.tensor([1.5, -0.5, 0.25]), torch.tensor([-2.0, 0.5, 3.0])
-    d, g = losses.d_loss(name, d_real, d_fake), losses.g_loss(name, d_fake)
+    d = losses.d_loss(name, d_real, d_fake)
+    g = losses.g_loss(name, d_fake, d_real if registry.is_relativistic(name) else None)
     assert d.shape == g.shape == () and math.isfinite(d.item()) and math.isfinite(g.item())
 
 
@@ -37,6 +38,20 @@ def test_critic_means_d_loss_is_unbounded_below(name):
     assert (confident < -1e3) == registry.is_critic(name)
     if not registry.is_critic(name):
         assert confident >= 0
+
+
+@pytest.mark.parametrize("name", list(registry.LOSSES))
+def test_relativistic_means_g_loss_reads_d_on_real_data(name):
+    """A relativistic G loss changes with D's logits on real data (and refuses to go without them); any other
+    ignores them."""
+    d_fake = torch.tensor([-2.0, 0.5, 3.0])
+    if registry.is_relativistic(name):
+        with pytest.raises(ValueError, match="d_real"):
+            losses.g_loss(name, d_fake)
+        a, b = (losses.g_loss(name, d_fake, torch.full((3,), v)).item() for v in (0.0, 2.0))
+        assert b > a
+    else:
+        assert losses.g_loss(name, d_fake).item() == losses.g_loss(name, d_fake, torch.full((3,), 5.0)).item()
 
 
 def test_is_critic_refuses_an_unknown_loss():
@@ -78,7 +93,15 @@ def test_truncation_and_interpolation_stay_in_the_support(name):
 # models: a small valid config of each, for the first task that uses it
 
 SMALL = dict(z_dim=8, g_width=8, d_width=8, g_layers=1, d_layers=1, batch_size=4, vbn_ref_size=4)
-MODEL_CASES = {"dcgan": dict(img_size=16), "mlp": dict(img_size=8), "srresnet": dict(img_size=16, sr_scale=4)}
+MODEL_CASES = {"dcgan": dict(img_size=16), "mlp": dict(img_size=8), "srresnet": dict(img_size=16, sr_scale=4),
+               "wavegan": dict(data="fsdd", audio_length=1024), "specgan": dict(data="fsdd", img_size=16,
+                                                                                 audio_length=256),
+               "unet": dict(data="moving-mnist", img_size=16, context=2, horizon=1, holdout=10)}
+
+
+def _data_shape(cfg) -> tuple[int, ...]:
+    """One example of the model's data: a clip (1, audio_length) for audio models, else an image."""
+    return (1, cfg.audio_length) if registry.MODELS[cfg.model].audio else (1, cfg.img_size, cfg.img_size)
 
 
 def _config(model: str, **extra) -> config.Config:
@@ -87,7 +110,10 @@ def _config(model: str, **extra) -> config.Config:
 
 
 def _g_input(G, cfg, n: int = 3) -> torch.Tensor:
-    """What G maps: latents, or low-resolution images for an upscaler (its spec says which)."""
+    """What G maps: latents, low-resolution images for an upscaler, or past frames (stacked as channels) for a
+    predictor, which draws its own z (its spec says which)."""
+    if "context" in G.spec:
+        return torch.rand(n, G.spec["context"] * G.spec["channels"], cfg.img_size, cfg.img_size) * 2 - 1
     if "scale" in G.spec:
         low = cfg.img_size // G.spec["scale"]
         return torch.rand(n, G.spec["channels"], low, low) * 2 - 1
@@ -102,16 +128,18 @@ def test_every_model_has_a_test_case():
 def test_each_model_builds_through_models_build_and_from_its_spec(name):
     cfg = _config(name)
     torch.manual_seed(0)
-    G, D = models.build(cfg, (1, cfg.img_size, cfg.img_size))
-    x = G(_g_input(G, cfg))
-    assert x.shape == (3, 1, cfg.img_size, cfg.img_size)
-    assert D(x).shape == (3,)
+    G, D = models.build(cfg, _data_shape(cfg))
+    g_in = _g_input(G, cfg)
+    x = G(g_in)
+    # waveforms for wavegan; specgan's G makes log-magnitude spectrograms, img_size a side
+    assert x.shape == ((3, 1, cfg.audio_length) if name == "wavegan" else (3, 1, cfg.img_size, cfg.img_size))
+    assert (D(x, g_in) if "context" in D.spec else D(x)).shape == (3,)   # a predictor's D judges (future, past)
     assert G.spec["arch"] == D.spec["arch"] == name
     G2, D2 = models.generator_from_spec(G.spec), models.discriminator_from_spec(D.spec)
     assert G2.state_dict().keys() == G.state_dict().keys() and D2.state_dict().keys() == D.state_dict().keys()
 
 
-@pytest.mark.parametrize("name", list(registry.MODELS))
+@pytest.mark.parametrize("name", [m for m, e in registry.MODELS.items() if not e.audio])  # image sizes
 def test_model_sizes_are_the_sizes_it_builds(name):
     sizes = registry.MODELS[name].sizes
     for size in (4, 8, 16, 24, 32, 64, 128):
@@ -222,7 +250,7 @@ def test_each_diffaugment_op_changes_its_input(name):
 # the config takes its names from the registry
 
 CHOICE_FIELDS = [("task", registry.TASKS), ("model", registry.MODELS), ("loss", registry.LOSSES),
-                 ("prior", registry.PRIORS), ("d_norm", registry.NORMS)]
+                 ("prior", registry.PRIORS), ("d_norm", registry.NORMS), ("guide", registry.GUIDES)]
 
 
 @pytest.mark.parametrize("field,table", CHOICE_FIELDS)
@@ -240,7 +268,9 @@ def test_config_constants_come_from_the_registry():
     assert config.POINT_DATASETS == ("ring", "grid")
     assert config.FILE_DATA == ("folder:", "shards:")
     assert config.DCGAN_SIZES == registry.MODELS["dcgan"].sizes == (16, 32, 64, 128)
-    assert config.TASK_MODELS == {"gan": ("dcgan", "mlp"), "ssl": ("mlp",), "sr": ("srresnet",)}
+    assert config.TASK_MODELS == {name: task.models for name, task in registry.TASKS.items()}
+    assert config.TASK_MODELS["gan"] == ("dcgan", "mlp", "wavegan", "specgan")
+    assert config.TASK_MODELS["ssl"] == ("mlp",) and config.TASK_MODELS["sr"] == ("srresnet",)
     assert config.DIFFAUG_OPS == tuple(registry.DIFFAUG_OPS)
 
 

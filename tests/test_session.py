@@ -9,6 +9,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,18 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SRC = str(Path(gankit.__file__).resolve().parents[1])
 STEPS = 20
 
+def _write_idx(folder: Path, x, y) -> None:
+    """MNIST's training IDX files: x (n, 28, 28) uint8, y (n,) labels."""
+    folder.mkdir(exist_ok=True)
+    (folder / "train-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, *x.shape) + x.tobytes())
+    (folder / "train-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, len(y)) + y.astype("uint8").tobytes())
+
+
+# task predict moves MNIST digits: 300 random 28x28 "digits" in IDX files, made once for this file's processes
+_DIGITS = tempfile.mkdtemp(prefix="gankit-session-digits-")
+_write_idx(Path(_DIGITS), np.random.RandomState(1).randint(0, 256, (300, 28, 28), dtype=np.uint8),
+           np.arange(300) % 10)
+
 # A tiny run of each task on the 8x8 digits: checkpoints every 10 steps, a record every 5, an evaluation every 10.
 COMMON = ["--log_every", "5", "--sample_every", "10", "--ckpt_every", "10", "--eval_every", "10", "--no-progress",
           "--steps", str(STEPS), "--precision", "fp32"]
@@ -35,6 +48,10 @@ ARGS = {
     "sr": ["--task", "sr", "--model", "srresnet", "--data", "digits", "--img_size", "16", "--sr_scale", "4",
            "--holdout", "100", "--g_width", "8", "--g_layers", "1", "--d_width", "4", "--batch_size", "16",
            "--adv_weight", "0.01", "--ema_decay", "0.9"],
+    "predict": ["--task", "predict", "--model", "unet", "--data", "moving-mnist", "--data_dir", _DIGITS,
+                "--img_size", "16", "--digits", "1",
+                "--frames", "6", "--context", "2", "--horizon", "2", "--n_points", "256", "--holdout", "32",
+                "--z_dim", "4", "--g_width", "8", "--d_width", "8", "--batch_size", "16", "--adv_weight", "0.1"],
 }
 
 
@@ -169,13 +186,6 @@ def test_a_refused_start_leaves_nothing_and_force_replaces_the_tasks_own_run(tas
     assert checkpoint.steps_available(tmp_path / "r" / "checkpoints") == [10]
 
 
-def _write_idx(folder: Path, x, y) -> None:
-    """MNIST's training IDX files: x (n, 28, 28) uint8, y (n,) labels."""
-    folder.mkdir(exist_ok=True)
-    (folder / "train-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, *x.shape) + x.tobytes())
-    (folder / "train-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, len(y)) + y.astype("uint8").tobytes())
-
-
 @pytest.mark.parametrize("task", list(ARGS))
 def test_resume_refuses_training_data_that_changed(task, tmp_path, cli):
     """Every task's checkpoints keep a fingerprint of its training part (the examples it draws from, without the
@@ -185,11 +195,15 @@ def test_resume_refuses_training_data_that_changed(task, tmp_path, cli):
         0, 256, (100, 28, 28), dtype=np.uint8)
     idx = tmp_path / "idx"
     _write_idx(idx, x, y[:600])
-    assert _train(cli, task, tmp_path, "r", "--data", "mnist", "--data_dir", idx, "--steps", "10")[0] == 0
+    data = "moving-mnist" if task == "predict" else "mnist"  # predict: its sequences are made of these digits
+    assert _train(cli, task, tmp_path, "r", "--data", data, "--data_dir", idx, "--steps", "10")[0] == 0
     run, held = tmp_path / "r", 0 if task == "gan" else 100
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
-    for (xs, ys), needle in [((np.concatenate([x, more]), y), f"{600 - held} training examples then, {700 - held} now"),
-                             ((255 - x, y[:600]), f"still {600 - held} training examples, but their contents differ")]:
+    changes = [((np.concatenate([x, more]), y), f"{600 - held} training examples then, {700 - held} now"),
+               ((255 - x, y[:600]), f"still {600 - held} training examples, but their contents differ")]
+    if task == "predict":  # as many sequences either way (n_points), made of other digits
+        changes = [(c, "training examples, but their contents differ") for c, _ in changes]
+    for (xs, ys), needle in changes:
         _write_idx(idx, xs, ys)
         code, _, err = cli("train", "--resume", run, "--steps", str(STEPS), "--no-progress")
         assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err

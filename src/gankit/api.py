@@ -11,7 +11,9 @@ Runs are given as a folder or as the name of one under `runs` ("runs", train's `
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from pathlib import Path
 
 from gankit import config as config_mod
@@ -20,13 +22,116 @@ from gankit.errors import ConfigError, UserError
 
 SEED_MAX = config_mod.SEED_LIMIT - 1
 STEP_MAX = 10**12
+# The command line's flags that messages of shared code name, as a Python caller writes them (in_python_terms)
+_PYTHON_NAMES = {"class": "cls", "force": "force=True", "checkpoint": "step", "resume": "resume="}
+_FLAG = re.compile(r"(?<![\w-])--([a-z][\w-]*)( ?)")
 
 
+def in_python_terms(text: str) -> str:
+    """A message of code shared with the command line, with its flags (--class, --force) as the arguments of the
+    Python call (cls, force=True)."""
+    def name(m: re.Match) -> str:
+        said = _PYTHON_NAMES.get(m.group(1), m.group(1).replace("-", "_"))
+        return said if said.endswith("=") else said + m.group(2)   # resume=RUN: the value follows at once
+    return _FLAG.sub(name, text)
+
+
+def _python_terms(fn):
+    """The API function `fn`, whose UserErrors speak in Python's terms (in_python_terms), not in flags."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            e.args = (in_python_terms(str(e)),)
+            raise
+    return call
+
+
+def _step(step) -> int | str | None:
+    """A checkpoint's step: None (the latest), a step number, or "best" (the one keep_best kept)."""
+    if isinstance(step, str) and step.strip() == "best":
+        return "best"
+    return argument("step", step, int, 0, STEP_MAX, optional=True)
+
+
+def class_index(sampler, cls) -> int | None:
+    """`cls` as a class index of `sampler`'s G: an index (3, or "3"), or a class name ("flower"), or None. An
+    unconditional G says whether its data had classes (then training with them would give a class to ask for)."""
+    if cls is None:
+        return None
+    names = list(getattr(sampler, "class_names", []))
+    if not sampler.c_dim:
+        raise UserError(f"cls: this G was trained without classes; train with cond='projection' to ask for one of its "
+                        f"data's {len(names)} classes ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+                        if names else "cls: this G was trained without classes, and its data has none")
+    if type(cls).__module__ == "numpy" and getattr(cls, "shape", None) == ():  # np.int64(3)
+        cls = cls.item()
+    if isinstance(cls, str) and cls in names:
+        return names.index(cls)
+    if isinstance(cls, str) and re.fullmatch(r"\s*\d+\s*", cls):
+        cls = int(cls)
+    known = ", ".join(f"{i} {n!r}" for i, n in enumerate(names[:10])) + (", ..." if len(names) > 10 else "")
+    if isinstance(cls, bool) or not isinstance(cls, (int, str)):
+        raise UserError(f"cls: expected a class index (int) or a class name (str), got {quote(cls)}"
+                        + (f"; the classes: {known}" if names else ""))
+    if isinstance(cls, str) or not 0 <= cls < sampler.c_dim:
+        raise UserError(f"cls: {quote(cls)} is not a class of this G; give an index in 0..{sampler.c_dim - 1}"
+                        + (f" or a name: {known}" if names else ""))
+    return int(cls)
+
+
+def _by_name(sampler):
+    """The sampler, with `labels` (which sampler(n, cls=...) and the applications call) taking a class by index or
+    by name (class_index). Set on the instance, so the Sampler keeps every field and method it has."""
+    plain = sampler.labels
+
+    def labels(n, cls=None, generator=None):
+        return plain(n, class_index(sampler, cls), generator)
+    sampler.labels = labels
+    return sampler
+
+
+@_python_terms
+def show(images, *, nrow: int | None = None, n: int = 64, seed: int = 0, runs: str | Path = "runs"):
+    """A picture to look at, as a PIL.Image (a notebook shows it as a cell's value): a grid of `images`, which are
+    a tensor (N, C, H, W) in [-1, 1] as a sampler gives (or its (images, labels) pair), or uint8 (N, H, W, C) as
+    FILE.npz of `gankit sample` holds; or of `n` samples (seed `seed`) of a run (a folder, a name under `runs`, a
+    checkpoint or an export). 2-D points become a scatter plot. nrow: images per row [a square-ish grid]."""
+    import io
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from gankit import viz
+
+    nrow = argument("nrow", nrow, int, 1, 4096, optional=True)
+    if isinstance(images, (str, os.PathLike)):
+        sampler = load(images, runs=runs)
+        images = sampler(argument("n", n, int, 1, 4096), generator=torch.Generator().manual_seed(
+            argument("seed", seed, int, 0, SEED_MAX)))
+    if isinstance(images, tuple) and images and isinstance(images[0], torch.Tensor):
+        images = images[0]                                            # a sampler's (images, labels)
+    if isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 4:
+        images = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1   # (N, H, W, C) -> [-1, 1]
+    if not isinstance(images, torch.Tensor) or images.ndim not in (2, 4) or not len(images):
+        raise ConfigError("images", "expected images (N, C, H, W) in [-1, 1], uint8 images (N, H, W, C), 2-D points "
+                                    f"(N, 2) or a run, got {quote(images)}")
+    if images.ndim == 2:
+        buf = io.BytesIO()
+        viz.save_scatter(images, buf)
+        return Image.open(buf)
+    return viz.grid_image(images, nrow or max(1, int(np.ceil(np.sqrt(len(images))))))
+
+
+@_python_terms
 def load_config(source: str | None = None, **fields) -> Config:
     """Defaults < a preset name (`gankit presets`) or YAML file < `fields`; validated. Raises ConfigError."""
     return _load(None if source is None else path_argument("source", source), fields)
 
 
+@_python_terms
 def train(config: Config | str | None = None, *, resume: str | Path | None = None, progress: bool = True,
           **fields) -> Path:
     """Train as `config` says (a Config, a preset name or a YAML file; `fields` change it) and return the run folder.
@@ -75,37 +180,51 @@ def _log_to_stderr() -> None:
         logger.setLevel(logging.INFO)
 
 
-def load(run: str | Path, *, runs: str | Path = "runs", device: str = "cpu", step: int | None = None):
-    """The generator of a run (its averaged G when it kept one), a checkpoint file or an export folder, as a
-    Sampler: `x, y = sampler(n, generator=torch.Generator().manual_seed(0))` gives x (n, C, H, W) in [-1, 1]."""
+@_python_terms
+def load(run: str | Path, *, runs: str | Path = "runs", device: str = "cpu", step: int | None = None,
+         weights: str = "ema"):
+    """The generator of a run (its averaged G when it kept one; weights="raw": G as trained), a checkpoint file or
+    an export folder, as a Sampler: `x, y = sampler(n, generator=torch.Generator().manual_seed(0))` gives x
+    (n, C, H, W) in [-1, 1]; `sampler(n, guide="drs")` draws with D's help (gankit.guided: drs, mh, ddls), and
+    `sampler.last_cost` says what that cost. A class is asked for by index or by name: `sampler(n, cls="3")`.
+    step: a step number, or "best" (the checkpoint keep_best kept)."""
     from gankit.run import find_run
     from gankit.sample import load_sampler
 
     run, runs = path_argument("run", run), path_argument("runs", runs)
-    device, step = device_argument("device", device), argument("step", step, int, 0, STEP_MAX, optional=True)
-    return load_sampler(find_run(run, runs), device, step)
+    device, step = device_argument("device", device), _step(step)
+    return _by_name(load_sampler(find_run(run, runs), device, step, config_mod.to_type("weights", weights, str)))
 
 
+@_python_terms
 def evaluate(run: str | Path, metrics: list[str] | str | None = None, *, n: int | None = None,
              step: int | None = None, features: str = "auto", seed: int = 0, device: str = "cpu",
-             runs: str | Path = "runs", force: bool = False, show=None) -> dict:
-    """Score a run's checkpoint (the latest, or that of `step`) as `gankit eval` does; returns the record that is
-    also written to RUN/eval/step-NNNNNNN.json and joins metrics.jsonl and TensorBoard. record["results"] holds
-    each metric and, beside it, `<metric>_floor`: the same metric on real data against real data."""
+             runs: str | Path = "runs", force: bool = False, show=None, guide: str = "none",
+             weights: str = "ema", guide_options=None, truncation: float = 1.0) -> dict:
+    """Score a run's checkpoint (the latest, that of `step`, or step="best": keep_best's) as `gankit eval` does;
+    returns the record that is also written to RUN/eval/step-NNNNNNN.json and joins metrics.jsonl and TensorBoard.
+    record["results"] holds each metric and, beside it, `<metric>_floor`: the same metric on real data against
+    real data. guide: how the samples are drawn (none, drs, mh, ddls; its cost is record["guide_cost"]; guide_options a
+    gankit.config.GuideOptions); weights: ema or raw; truncation: the truncation trick's psi in (0, 1]."""
     from gankit.metrics.evaluation import evaluate_run
     from gankit.run import find_run, record_evaluation
 
     metrics = _metric_names(metrics)
     n = argument("n", n, int, 1, config_mod.FIELD_MAX["eval_n"], optional=True)
-    step = argument("step", step, int, 0, STEP_MAX, optional=True)
+    step = _step(step)
     seed, device = argument("seed", seed, int, 0, SEED_MAX), device_argument("device", device)
     features, force = _features(features), _check_flag("force", force)
     if show is not None and not callable(show):
         raise ConfigError("show", f"expected a function of the table's text, or None, got {quote(show)}")
     run_dir = find_run(path_argument("run", run), path_argument("runs", runs))
     _log_to_stderr()
+    guide, weights = config_mod.to_type("guide", guide, str), config_mod.to_type("weights", weights, str)
+    truncation = config_mod.to_type("truncation", truncation, float)
+    if not 0 < truncation <= 1:
+        raise ConfigError("truncation", f"must be in (0, 1], got {quote(truncation)}")
     record, json_path, md_path, table = evaluate_run(run_dir, metrics, n, step, features, seed, device,
-                                                     force=force, show=show)
+                                                     force=force, show=show, guide=guide, weights=weights,
+                                                     guide_options=guide_options, truncation=truncation)
     record_evaluation(run_dir, record)
     return {**record, "json": str(json_path), "markdown": str(md_path), "table": table}
 
@@ -144,6 +263,7 @@ def _features(features) -> str:
 # the applications (gankit/apps/): a run in, images or labels out, as `gankit inpaint | upscale | classify`
 
 
+@_python_terms
 def inpaint(run: str | Path, images: str | Path, mask: str = "center", out: str | Path = "inpainted", *,
             cls: int | None = None, n: int | None = None, runs: str | Path = "runs", device: str = "cpu",
             seed: int = 0, **search) -> dict:
@@ -163,6 +283,7 @@ def inpaint(run: str | Path, images: str | Path, mask: str = "center", out: str 
                     progress=False)
 
 
+@_python_terms
 def upscale(run: str | Path, images: str | Path, out: str | Path = "upscaled", *, from_high_res: bool = False,
             runs: str | Path = "runs", device: str = "cpu") -> list[str]:
     """Upscale `images` (FILE.npz, a folder, or "heldout") with a `task: sr` run's G into the new folder `out`;
@@ -176,6 +297,22 @@ def upscale(run: str | Path, images: str | Path, out: str | Path = "upscaled", *
     return upscale_images(run_dir, images, out, from_high_res=from_high_res, device=device)
 
 
+@_python_terms
+def predict(run: str | Path, context: str | Path, futures: int = 8, out: str | Path = "predicted", *,
+            n: int | None = None, seed: int = 0, runs: str | Path = "runs", device: str = "cpu") -> list[str]:
+    """Sample `futures` (K) futures of each sequence of `context` (FILE.npz holding `frames` uint8 (N, T, H, W[, C]),
+    or "heldout": the run's held-out sequences, then also scored) with a `task: predict` run's G into the new folder
+    `out`: futures.npz (`futures` uint8 (N, K, horizon, H, W[, C])) and a GIF per sequence. Returns the files
+    written."""
+    from gankit.apps.predict import predict as _predict
+    from gankit.run import find_run
+
+    run_dir = find_run(path_argument("run", run), path_argument("runs", runs))
+    _log_to_stderr()
+    return _predict(run_dir, context, futures, out, n=n, seed=seed, device=device)
+
+
+@_python_terms
 def classify(run: str | Path, images: str | Path, out: str | Path | None = None, *,
              runs: str | Path = "runs") -> str:
     """Label `images` (FILE.npz, a folder, or "heldout") with a `task: ssl` run's classifier; with labels, its

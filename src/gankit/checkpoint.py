@@ -11,6 +11,8 @@ checkpoint that is intact.
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 import os
 import random
 import re
@@ -23,10 +25,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from gankit.config import ema_initial_share
 from gankit.errors import UserError
 from gankit.models import discriminator_from_spec, generator_from_spec
 
 LATEST = "latest.pt"
+BEST = "best.pt"  # keep_best: the checkpoint of the best evaluation so far, `--checkpoint best`
+log = logging.getLogger("gankit")
 FORMAT = 3  # 1: written by train.py itself; 2: TrainState.capture; 3: with a checksum and the rollback state
 _STEP_FILE = re.compile(r"step-(\d+)\.pt$")
 
@@ -181,9 +186,13 @@ class Saved:
     def generator(self, ema: bool = True) -> nn.Module:
         """G rebuilt (in eval mode): its averaged weights when the run kept them and ema is True."""
         try:
-            return generator_from_state(self.state, ema).eval()
+            G = generator_from_state(self.state, ema).eval()
         except UserError as e:
             raise UserError(f"{e} (in {self.path})") from None
+        warning = ema_warning(self.config, self.step or 0, self.path.name) if ema and self.has_ema else None
+        if warning:
+            log.warning(warning)
+        return G
 
     def discriminator(self, ema: bool = False) -> nn.Module:
         """D rebuilt (in eval mode, no gradients): its averaged weights (the ssl classifier's) when ema is True and the
@@ -198,8 +207,25 @@ class Saved:
         return D.eval().requires_grad_(False)
 
 
-def read(run_or_file: str | Path, step: int | None = None, map_location="cpu") -> Saved:
-    """The checkpoint of a run folder (its latest, or that of `step`) or a checkpoint file, checked and read."""
+def ema_warning(config: dict, step: int, where: str = "") -> str | None:
+    """One line when the averaged weights of a run at `step` are still mostly its initial ones (more than half:
+    config.ema_initial_share), else None."""
+    try:
+        decay, rampup = float(config.get("ema_decay", 0.0)), float(config.get("ema_rampup", 0.0))
+        share = ema_initial_share(decay, rampup, int(step))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not math.isfinite(share) or share <= 0.5:
+        return None
+    warm = f"ema_rampup {rampup:g}" if rampup else "no warm-up (ema_rampup 0)"
+    return (f"ema: {where + ': ' if where else ''}after {step} steps the averaged weights (ema_decay {decay:g}, "
+            f"{warm}) are still {share:.0%} the initial ones, so what they make looks untrained; train longer, or "
+            "with ema_rampup (0.05 lets the average follow a run of any length)")
+
+
+def read(run_or_file: str | Path, step: int | str | None = None, map_location="cpu") -> Saved:
+    """The checkpoint of a run folder (its latest, that of `step`, or with step "best" the one keep_best kept) or a
+    checkpoint file, checked and read."""
     path = find(run_or_file, step)
     return Saved(path, load(path, map_location))
 
@@ -333,6 +359,25 @@ def save_step(state: dict, folder: Path, step: int) -> Path:
     return path
 
 
+def save_best(state: dict, folder: Path, metric: str, value: float, step: int) -> Path:
+    """checkpoints/best.pt: the captured `state` of step `step`, whose evaluation gave `value` for `metric`, written
+    atomically (save); the value goes with it, so that a resumed run knows what to beat."""
+    path = Path(folder) / BEST
+    save({**state, "best": {"metric": metric, "value": float(value), "step": int(step)}}, path)
+    return path
+
+
+def best_so_far(run_dir: Path, metric: str) -> float | None:
+    """The value that checkpoints/best.pt of a run was kept for, when it was kept for `metric`; else None."""
+    path = Path(run_dir) / "checkpoints" / BEST
+    if not path.is_file():
+        return None
+    best = load(path).get("best")
+    if not isinstance(best, dict) or best.get("metric") != metric or not isinstance(best.get("value"), float):
+        return None
+    return best["value"]
+
+
 def _read(path: Path, map_location="cpu") -> dict:
     """The checked contents of a checkpoint file; a UserError (without the last good one) when it is not intact."""
     try:
@@ -388,14 +433,20 @@ def last_good(folder: Path, exclude: Path | None = None) -> Path | None:
     return None
 
 
-def find(run_or_file: str | Path, step: int | None = None) -> Path:
-    """A checkpoint file from a run folder (its latest, or the one of `step`) or a file path."""
+def find(run_or_file: str | Path, step: int | str | None = None) -> Path:
+    """A checkpoint file from a run folder (its latest, the one of `step`, or best.pt for step "best") or a file
+    path."""
     p = Path(run_or_file)
     if p.is_file():
         return p
     if not p.is_dir():
         raise UserError(f"checkpoint: {p} is neither a run folder nor a checkpoint file")
     folder = p / "checkpoints" if (p / "checkpoints").is_dir() else p
+    if step == "best":
+        if not (folder / BEST).is_file():
+            raise UserError(f"checkpoint: no {BEST} in {folder}; a run keeps one when trained with keep_best (e.g. "
+                            "keep_best fid, with fid in eval_metrics)")
+        return folder / BEST
     if step is not None:
         f = folder / f"step-{step:07d}.pt"
         if not f.is_file():

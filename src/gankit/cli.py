@@ -49,6 +49,14 @@ _step = _int_in(0, 10**12, "a step number")
 _index = _int_in(0, 1 << 16, "a class index")
 
 
+def _checkpoint(text: str):
+    """--checkpoint: a step number, or best (checkpoints/best.pt, which keep_best keeps)."""
+    return "best" if text == "best" else _step(text)
+
+
+_CHECKPOINT_HELP = "use the checkpoint of this step, or best (the best evaluation's, kept by keep_best)"
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # train
 
@@ -186,10 +194,38 @@ def _add_sample(sub) -> None:
                    help="conditional models: a PNG with one row per class, the same z down each column (--n columns)")
     p.add_argument("--sheet", action="store_true",
                    help="a numbered PNG sheet to pick samples by index for `gankit arithmetic` (same --seed and --n)")
-    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--checkpoint", type=_checkpoint, default=None, metavar="STEP|best", help=_CHECKPOINT_HELP)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
+    _add_guide_flags(p, "[the run's guide, none unless its config sets one]")
     _add_force(p)
     p.set_defaults(func=cmd_sample)
+
+
+def _add_guide_flags(p, default: str) -> None:
+    """--weights, --guide and the guides' settings (config.GuideOptions), for sample and eval."""
+    from gankit import config, registry
+
+    p.add_argument("--weights", choices=("ema", "raw"), default="ema",
+                   help="G's average when the run kept one (ema), or G as trained (raw) [ema]")
+    p.add_argument("--guide", choices=tuple(registry.GUIDES), default=None,
+                   help="D-guided sampling: " + "; ".join(f"{g.name}: {g.help}" for g in registry.GUIDES.values())
+                        + f" {default}")
+    opts = config.GuideOptions()
+    p.add_argument("--drs-percentile", type=float, default=opts.drs_percentile,
+                   help=f"drs: gamma at this percentile of F; higher keeps fewer samples [{opts.drs_percentile:g}]")
+    p.add_argument("--mh-steps", type=_positive_int, default=opts.mh_steps,
+                   help=f"mh: proposals per chain [{opts.mh_steps}]")
+    p.add_argument("--ddls-steps", type=_positive_int, default=opts.ddls_steps,
+                   help=f"ddls: Langevin steps per sample [{opts.ddls_steps}]")
+    p.add_argument("--ddls-step-size", type=float, default=opts.ddls_step_size,
+                   help=f"ddls: the Langevin step size [{opts.ddls_step_size:g}]")
+
+
+def _guide_options(args):
+    from gankit.config import GuideOptions
+
+    return GuideOptions(drs_percentile=args.drs_percentile, mh_steps=args.mh_steps, ddls_steps=args.ddls_steps,
+                          ddls_step_size=args.ddls_step_size)
 
 
 def cmd_sample(args) -> int:
@@ -198,7 +234,13 @@ def cmd_sample(args) -> int:
     from gankit import outputs, viz
     from gankit.sample import load_sampler, save_samples
 
-    sampler = load_sampler(_run(args), args.device, args.checkpoint)
+    sampler = load_sampler(_run(args), args.device, args.checkpoint, args.weights)
+    if args.cls is not None and not sampler.c_dim and sampler.class_names:
+        names = sampler.class_names
+        raise UserError(f"sample: --class needs a conditional model; this run's G was trained without classes, though "
+                        f"its data has {len(names)} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}): "
+                        "train with --cond projection to ask for one")
+    sampler.options = _guide_options(args)
     per_sample = sampler.decode(sampler.z(1), sampler.labels(1, 0 if sampler.c_dim else None)).numel()
     rows = args.n * (sampler.c_dim if args.class_grid else 1)
     if rows * per_sample > 2**31:  # the samples are held as float32 on the CPU before they are written
@@ -221,9 +263,11 @@ def cmd_sample(args) -> int:
         save_sheet(sampler, args.n, args.seed, out, args.truncation, args.cls, force=args.force)
         print(f"sheet of {args.n} numbered samples (seed {args.seed}) -> {out}")
         return 0
-    x, labels = sampler(args.n, generator=gen, truncation=args.truncation, cls=args.cls)
+    x, labels = sampler(args.n, generator=gen, truncation=args.truncation, cls=args.cls, guide=args.guide)
     save_samples(sampler, x, labels, out, force=args.force)
     print(f"{args.n} samples -> {out}")
+    if sampler.last_cost is not None:
+        print(f"sampled with {sampler.last_cost.line()}")
     return 0
 
 
@@ -244,7 +288,7 @@ def _psi(text: str) -> float:
 def _add_source_flags(p) -> None:
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="a run folder or name, a checkpoint or an export")
     _add_runs_flag(p)
-    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--checkpoint", type=_checkpoint, default=None, metavar="STEP|best", help=_CHECKPOINT_HELP)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
     p.add_argument("--truncation", type=_psi, default=1.0, help="pull z towards the prior's centre, psi in (0, 1]")
     _add_force(p)
@@ -315,7 +359,7 @@ def _add_export(sub) -> None:
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="a run folder or name, or a checkpoint")
     _add_runs_flag(p)
     p.add_argument("--out", required=True, metavar="DIR", help="the export folder")
-    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--checkpoint", type=_checkpoint, default=None, metavar="STEP|best", help=_CHECKPOINT_HELP)
     p.add_argument("--onnx", action="store_true",
                    help="also DIR/generator.onnx: inputs z (and y), dynamic batch; checked with onnxruntime")
     _add_force(p)
@@ -360,7 +404,7 @@ def _add_eval(sub) -> None:
     _add_runs_flag(p)
     p.add_argument("--metrics", default=None, help="comma-separated metric names (`gankit eval --list` shows them)")
     p.add_argument("--n", type=_positive_int, default=None, help="generated samples [the run's eval_n]")
-    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--checkpoint", type=_checkpoint, default=None, metavar="STEP|best", help=_CHECKPOINT_HELP)
     p.add_argument("--features", default="auto",
                    help="image features: classifier (the data set's own CNN), inception, or auto (classifier for "
                         "1-channel data, inception for 3-channel) [auto]")
@@ -369,6 +413,9 @@ def _add_eval(sub) -> None:
     p.add_argument("--list", action="store_true", help="list the metrics and exit")
     p.add_argument("--force", action="store_true",
                    help="replace RUN/eval/step-NNNNNNN.json and .md [a second evaluation is numbered: step-N-2]")
+    _add_guide_flags(p, "[none; for a run whose config sets a guide, without it and then with it]")
+    p.add_argument("--truncation", type=_psi, default=1.0,
+                   help="score samples drawn with the truncation trick, psi in (0, 1] [1: none]")
     p.set_defaults(func=cmd_eval)
 
 
@@ -382,10 +429,22 @@ def cmd_eval(args) -> int:
         return 0
     if args.run is None:
         raise UserError("eval: give a run folder (gankit eval RUN_DIR)")
+    from gankit import checkpoint
     from gankit.api import evaluate
+    from gankit.run import find_run
 
-    evaluate(args.run, args.metrics, n=args.n, step=args.checkpoint, features=args.features, seed=args.seed,
-             device=args.device, runs=args.runs, force=args.force, show=lambda text: print(text, end="", flush=True))
+    guides = [args.guide or "none"]
+    if args.guide is None:  # a run whose config sets a guide: scored without it, then with it
+        try:
+            default = checkpoint.read(find_run(args.run, args.runs), args.checkpoint).config.get("guide", "none")
+        except UserError:  # not a run, or no such checkpoint: evaluate() below says so in its own words
+            default = "none"
+        guides += [default] if default != "none" else []
+    for guide in guides:
+        evaluate(args.run, args.metrics, n=args.n, step=args.checkpoint, features=args.features, seed=args.seed,
+                 device=args.device, runs=args.runs, force=args.force, guide=guide, weights=args.weights,
+                 show=lambda text: print(text, end="", flush=True), guide_options=_guide_options(args),
+                 truncation=args.truncation)
     return 0
 
 
@@ -532,6 +591,41 @@ def cmd_upscale(args) -> int:
     return 0
 
 
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="sample K futures of frame sequences with a prediction run (task predict)",
+                       description=(
+        "Sample K futures of each sequence after its last `context` frames, with the run's G and K noise vectors. "
+        "Writes DIR/futures.npz (`futures` uint8 N x K x horizon x H x W [x C]) and DIR/seq-NNNN.gif per sequence "
+        "(the context, then the K futures side by side; the true future first when known). --context heldout "
+        "takes the run's held-out sequences and also scores them (DIR/results.md and .json: PSNR, SSIM, mean and "
+        "best of K, sharpness, diversity, beside copying the last frame)."))
+    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a run of task predict")
+    p.add_argument("--context", required=True, metavar="FILE.npz|heldout",
+                   help="`frames` uint8 (N, T, H, W[, C]) with T >= the run's context, or heldout")
+    p.add_argument("--futures", type=_positive_int, default=8, help="futures sampled per sequence, K [8]")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    p.add_argument("--n", type=_positive_int, default=None, help="only the first N sequences")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the noise vectors [0]")
+    p.add_argument("--checkpoint", type=_step, default=None, metavar="STEP", help="use the checkpoint of this step")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args) -> int:
+    from gankit.apps.predict import predict
+
+    files = predict(args.source, args.context, args.futures, args.out, args.n, args.seed, args.device,
+                    args.checkpoint)
+    for f in files:
+        if f.endswith(".md"):
+            print(Path(f).read_text(), end="")
+    gifs = [f for f in files if f.endswith(".gif")]
+    shown = [f for f in files if not f.endswith(".gif")] + gifs[:2] + ([f"... and {len(gifs) - 2} more GIFs"]
+                                                                       if len(gifs) > 2 else [])
+    print("\n".join(shown))
+    return 0
+
+
 def _add_classify(sub) -> None:
     p = sub.add_parser("classify", help="label images with the classifier of a semi-supervised run (task ssl)")
     p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a run of task ssl")
@@ -572,9 +666,103 @@ def cmd_shards(args) -> int:
     return 0
 
 
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="a local web page per run: explore G's latent space, watch a run train",
+                       description=(
+        "Serve a page per run at http://HOST:PORT/: a grid of samples to keep, sliders along G's principal latent "
+        "directions and between two kept samples, A - B + C, inpainting, upscaling or classifying an upload "
+        "(for runs of those tasks), the run's curves, evaluation and sample grids (refreshed while it trains), and "
+        "a comparison of the runs. Needs pip install 'gankit[serve]'."))
+    p.add_argument("runs_to_serve", nargs="+", metavar="RUN", help="run folders (or names under --runs), exports")
+    _add_runs_flag(p)
+    p.add_argument("--port", type=_int_in(0, 65535, "a port"), default=8765, help="port; 0: any free one [8765]")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; anything but 127.0.0.1/localhost lets other machines in [127.0.0.1]")
+    p.add_argument("--threads", type=_int_in(1, 1024, "a thread count"), default=None,
+                   help="torch's CPU threads for the models [torch's default]")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    import importlib.util
+
+    missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"serve: needs {' and '.join(missing)}: pip install 'gankit[serve]'")
+    from gankit.run import find_run
+    from gankit.serve import serve
+
+    serve([find_run(r, args.runs) for r in args.runs_to_serve], args.host, args.port, args.threads,
+          say=lambda text: print(text, flush=True))
+    return 0
+
+
 def _add_presets(sub) -> None:
-    p = sub.add_parser("presets", help="list the presets that --config accepts")
-    p.set_defaults(func=lambda args: print("\n".join(__import__("gankit.config").config.presets())) or 0)
+    p = sub.add_parser("presets", help="list the presets that --config accepts, each with what it is for")
+    p.set_defaults(func=cmd_presets)
+
+
+def cmd_presets(args) -> int:
+    from gankit.config import preset_description, presets
+
+    names = presets()
+    print("\n".join(f"{name.ljust(max(map(len, names)))}  {preset_description(name)}" for name in names))
+    return 0
+
+
+def _add_runs(sub) -> None:
+    p = sub.add_parser("runs", help="a table of the runs under a folder: data, steps, FID beside its floor, time",
+                       description="One line per run folder under DIR, from its config.yaml, metrics.jsonl and "
+                                   "latest eval/*.json; compare their curves with tensorboard --logdir DIR.")
+    p.add_argument("folder", nargs="?", default="runs", metavar="DIR",
+                   help="the folder that holds run folders (train's --out) [runs]")
+    p.add_argument("--sort", default="name", metavar="KEY",
+                   help="name, steps, time, or a result of the latest evaluation (fid, recognisable, precision, "
+                        "...), best first [name]")
+    p.set_defaults(func=cmd_runs)
+
+
+def cmd_runs(args) -> int:
+    from gankit.runs_list import list_runs, table
+
+    print(table(list_runs(args.folder, args.sort), args.folder, args.sort), end="")
+    return 0
+
+
+_DATA_FIELDS = ("img_size", "channels", "resize", "background", "xflip", "cond", "model", "holdout", "grid_n", "seed",
+                "data_dir", "n_points", "batch_size")
+
+
+def _add_data(sub) -> None:
+    from gankit.config import FIELDS
+
+    p = sub.add_parser("data", help="what training would read from a data set: the summary lines and reals.png",
+                       description="Read a folder of images (or any data set) as `gankit train` would, print what "
+                                   "was read (sizes, classes, skipped files, conversions) and write the first grid "
+                                   "of images as the model is shown them, without training.")
+    p.add_argument("source", metavar="FOLDER_OR_DATA", help="a folder of images, or a data set (digits, shards:PATH, "
+                                                            "...)")
+    p.add_argument("--out", default="reals.png", metavar="FILE.png", help="the grid of images [reals.png]")
+    p.add_argument("--config", help="YAML config file, or a preset name, whose data fields apply")
+    for name in _DATA_FIELDS:
+        kwargs = dict(nargs="?", const="true") if isinstance(FIELDS[name].default, bool) else {}
+        p.add_argument(f"--{name}", default=None, help=FIELDS[name].metadata["help"], **kwargs)
+    _add_force(p)
+    p.set_defaults(func=cmd_data)
+
+
+def cmd_data(args) -> int:
+    from gankit import config as config_mod
+    from gankit.setup import preview_data
+
+    data = f"folder:{args.source}" if Path(args.source).is_dir() else args.source
+    fields = {k: getattr(args, k) for k in _DATA_FIELDS if getattr(args, k) is not None}
+    cfg = config_mod.load(args.config, {**fields, "data": data})
+    if config_mod.registry.dataset(cfg.data).sequences:
+        raise UserError(f"data: {data} holds sequences of frames, which `gankit data` does not draw; a run of task "
+                        "predict draws them in its samples/ folder")
+    print(preview_data(cfg, Path(args.out), args.force))
+    return 0
 
 
 class _Version(argparse.Action):
@@ -601,7 +789,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, help="print the versions of gankit, torch and Python")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in (_add_train, _add_bench, _add_sample, _add_interpolate, _add_arithmetic, _add_export, _add_report,
-                _add_eval, _add_ablate, _add_shards, _add_inpaint, _add_upscale, _add_classify, _add_presets):
+                _add_eval, _add_ablate, _add_shards, _add_inpaint, _add_upscale, _add_predict, _add_classify,
+                _add_serve, _add_presets, _add_runs, _add_data):
         add(sub)
     return parser
 

@@ -80,6 +80,11 @@ class Config:
                          "images no model saw (the first of the metrics classifier's held-out part); 0 = none")
     labels_per_class: int = _f(0, "ssl: labelled training examples kept per class (chosen by seed), the rest "
                                   "unlabelled; 0 = every label (task gan ignores it)")
+    sample_rate: int = _f(16_000, "audio data: recordings are resampled to this rate in Hz")
+    audio_length: int = _f(16_384, "audio data: samples per clip (longer clips keep their loudest window, shorter "
+                                   "ones are padded with silence); wavegan: a multiple of "
+                                   f"{registry.WAVEFORM_MULTIPLE}, specgan: a multiple of img_size, at most "
+                                   "img_size squared")
 
     # --- model ---
     model: str = _f("dcgan", "architecture: " + _listing(registry.MODELS, "; "), MODELS)
@@ -99,8 +104,9 @@ class Config:
                    ("deconv", "nearest", "unpool"))
     d_down: str = _f("strided", "dcgan D downsampling: strided conv, conv+avgpool, or conv+maxpool",
                      ("strided", "avgpool", "maxpool"))
-    cond: str = _f("none", "conditioning on labels: none, concat (Mirza & Osindero), projection (Miyato & Koyama)",
-                   ("none", "concat", "projection"))
+    cond: str = _f("none", "conditioning on labels: none, concat (Mirza & Osindero), projection (Miyato & Koyama), "
+                           "or auto = projection when the data has classes (a folder's default: one sub-folder per "
+                           "class), else none", ("none", "concat", "projection", "auto"))
     c_dim: int = _f(0, "number of classes; 0 = taken from the data set when cond is not none")
     c_embed_dim: int = _f(16, "size of the learned label embedding")
     mbstd: bool = _f(False, "minibatch standard deviation feature in D (Karras et al. 2018)")
@@ -112,6 +118,10 @@ class Config:
     gp_weight: float = _f(10.0, "gradient-penalty weight of a critic's loss: " + " or ".join(
         registry.names(registry.LOSSES, critic=True)))
     r1_gamma: float = _f(0.0, "R1 penalty weight gamma on real data (Mescheder et al. 2018); 0 = off")
+    guide: str = _f("none", "D-guided sampling that `gankit sample` and the sampler use for this run unless told "
+                            "otherwise: " + _listing(registry.GUIDES), tuple(registry.GUIDES))
+    r2_gamma: float = _f(0.0, "R2 penalty weight gamma on generated data (R3GAN, Huang et al. 2024, with loss "
+                              "rpgan and r1_gamma); 0 = off")
     r1_every: int = _f(1, "lazy R1 (Karras et al. 2020): the penalty on every r1_every-th step only, weighted "
                           "r1_every x gamma")
     label_smooth: float = _f(1.0, "one-sided label smoothing: D's target for real examples (1.0 = off)")
@@ -131,8 +141,15 @@ class Config:
                                       "with its weight average's on another distortion of the same images "
                                       "(mean teacher, Tarvainen & Valpola 2017; needs ema_decay); 0 = off")
     sr_scale: int = _f(4, "sr: upscaling factor: G maps img_size / sr_scale pixels to img_size", (2, 4, 8))
-    adv_weight: float = _f(1e-3, "sr: weight of the adversarial loss beside the pixel content loss (0 = SRResNet, "
-                                 "content loss only)")
+    adv_weight: float = _f(1e-3, "sr, predict: weight of the adversarial loss beside the pixel loss (0 = the "
+                                 "regression baseline with the same G: SRResNet for sr)")
+    digits: int = _f(2, "moving-mnist, smoving-mnist: digits moving in each sequence", (1, 2))
+    frames: int = _f(20, "predict: frames per sequence (moving-mnist's length; video:PATH clips are cut into windows "
+                         "of this many)")
+    context: int = _f(5, "predict: frames given to G (the past)")
+    horizon: int = _f(10, "predict: frames G predicts after the context (the future)")
+    l1_weight: float = _f(10.0, "predict: weight of the L1 distance to the true future beside adv_weight times the "
+                                "adversarial loss (pix2pix, SAVP)")
 
     # --- optimisation ---
     steps: int = _f(2000, "generator updates to train for")
@@ -170,6 +187,9 @@ class Config:
     eval_every: int = _f(0, "steps between evaluations; 0 = only at the end when eval_metrics is set")
     eval_metrics: str = _f("", "metrics to compute during training, comma-separated (see `gankit eval --help`)")
     eval_n: int = _f(2500, "generated samples per evaluation")
+    keep_best: str = _f("", "keep checkpoints/best.pt, the checkpoint of the best evaluation so far by this result of "
+                            "eval_metrics (fid, kid, precision, recognisable, ...; lower wins for fid, kid, class_kl "
+                            "and reverse_kl); empty = off")
     grid_n: int = _f(64, "images in a sample grid")
     out: str = _f("runs", "folder that holds run folders")
     name: str = _f("", "run folder name; empty = <model>-<data>, numbered when taken")
@@ -187,15 +207,16 @@ FIELDS = {f.name: f for f in fields(Config)}
 # recovery fields of a run that diverged (learning rates and the divergence guard), which change no shape.
 RESUMABLE_FIELDS = ("steps", "log_every", "sample_every", "ckpt_every", "eval_every", "eval_metrics", "eval_n",
                     "device", "precision", "compile", "channels_last", "g_lr", "d_lr", "max_rollbacks",
-                    "rollback_lr_factor", "collapse_steps", "stream", "memory_budget_gb", "data_workers")
+                    "rollback_lr_factor", "collapse_steps", "stream", "memory_budget_gb", "data_workers", "keep_best")
 SEED_LIMIT = 2**32  # NumPy's seeds are 32-bit
+FRAMES_MAX = 1000  # frames, context and horizon of task predict
 _INT_EXACT = 2**53  # above this a float no longer holds every integer: 1e23 is not the integer the user typed
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 FIELD_MAX = {"z_dim": 1 << 14, "g_width": 1 << 13, "d_width": 1 << 13, "g_layers": 64, "d_layers": 64,
         "batch_size": 1 << 20, "d_steps": 1000, "g_steps": 1000, "vbn_ref_size": 1 << 16, "c_dim": 1 << 16,
         "c_embed_dim": 1 << 14, "mbdisc": 1 << 12, "pack": 64, "grid_n": 4096, "eval_n": 10**7, "n_points": 10**8,
-        "steps": 10**12, "img_size": 4096}
+        "steps": 10**12, "img_size": 4096, "sample_rate": 192_000, "audio_length": 1 << 22}
 BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0), "gray": (128, 128, 128)}
 
 
@@ -326,6 +347,20 @@ def presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
+# Keys of a config file that are no field: `description`, one line on what the file is for (`gankit presets`)
+NOT_FIELDS = ("description",)
+
+
+def preset_description(name: str) -> str:
+    """The `description:` line of a preset (or config file); without one, the file's first comment line."""
+    text = read_yaml(name, keep=NOT_FIELDS).get("description")
+    if text is None:
+        path = Path(name) if Path(name).is_file() else PRESET_DIR / f"{name}.yaml"
+        text = next((line.lstrip("# ") for line in path.read_text(encoding="utf-8").splitlines()
+                     if line.startswith("#")), "")
+    return " ".join(str(text).split())
+
+
 class _Refused(Exception):
     """What _Loader refuses in a config file (the file's name is added by read_yaml)."""
 
@@ -358,8 +393,9 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def read_yaml(source: str) -> dict:
-    """A config file path, or the name of a preset shipped with gankit."""
+def read_yaml(source: str, keep: tuple[str, ...] = ()) -> dict:
+    """A config file path, or the name of a preset shipped with gankit: its fields (and of NOT_FIELDS, those in
+    `keep`)."""
     path = Path(source)
     if not path.is_file():
         preset = PRESET_DIR / f"{source}.yaml"
@@ -380,8 +416,9 @@ def read_yaml(source: str) -> dict:
     if not isinstance(raw, dict):
         raise UserError(f"config: {path} must hold a mapping of field: value")
     for key in raw:
-        if key not in FIELDS and key not in LEGACY_FIELDS:
+        if key not in FIELDS and key not in LEGACY_FIELDS and key not in NOT_FIELDS:
             raise _unknown(str(key), str(path))
+    raw = {k: v for k, v in raw.items() if k not in NOT_FIELDS or k in keep}
     return _translate_legacy(raw, str(path))
 
 
@@ -398,10 +435,82 @@ def _translate_legacy(values: Mapping[str, Any], where: str) -> dict:
 
 
 def load(source: str | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
-    """Defaults < preset or YAML file < overrides, then checked (coerced and validated)."""
+    """Defaults < preset or YAML file < overrides, then checked (coerced and validated). A folder of images not
+    otherwise configured follows its data (folder_defaults)."""
     values: dict = dict(read_yaml(source)) if source else {}
     values.update(_translate_legacy(overrides or {}, "the overrides"))
-    return checked(values)
+    return checked(folder_defaults(values))
+
+
+# What a folder of the user's images trains with unless the fields are given: the averaged G with its warm-up that
+# the presets keep (a short run's average is then G itself, a long run's the horizon of ema_decay), the image size
+# of the images (img_size 0: setup.load_parts picks a size the model builds) and its class sub-folders as classes.
+FOLDER_DEFAULTS = {"ema_decay": 0.999, "ema_rampup": 0.05}
+
+
+def folder_defaults(values: Mapping[str, Any]) -> dict:
+    """`values` with FOLDER_DEFAULTS, img_size 0 (a model with fixed sizes) and cond auto (a conditional task,
+    without packing) filled in where a folder of images is the data and they are not given."""
+    out = dict(values)
+    data = registry.dataset(str(out.get("data", Config.data)))
+    if data is None or data.name != "folder:":
+        return out
+    for key, value in FOLDER_DEFAULTS.items():
+        out.setdefault(key, value)
+    model, task = registry.MODELS.get(str(out.get("model", Config.model))), registry.TASKS.get(str(out.get(
+        "task", Config.task)))
+    if model is not None and model.sizes:
+        out.setdefault("img_size", 0)
+    if task is not None and task.conditional and str(out.get("pack", 1)) == "1":
+        out.setdefault("cond", "auto")
+    return out
+
+
+def ema_initial_share(ema_decay: float, ema_rampup: float, steps: int) -> float:
+    """The share of G's initial weights still in its average after `steps` updates: the product of the decays of
+    step.ema_decay (decay^steps without warm-up). Above one half, the averaged G looks like an untrained one."""
+    if not ema_decay:
+        return 0.0
+    log_share, k = 0.0, 0
+    while k < steps:  # the warm-up's decays, until they reach ema_decay (at most 1 / (1 - ema_decay) steps)
+        decay = min(ema_decay, 1.0 - 1.0 / max(1.0, ema_rampup * (k + 1))) if ema_rampup else ema_decay
+        if decay <= 0:
+            return 0.0
+        if decay == ema_decay:
+            break
+        log_share, k = log_share + math.log(decay), k + 1
+    return math.exp(log_share + (steps - k) * math.log(ema_decay))
+
+
+@dataclass(frozen=True)
+class GuideOptions:
+    """The settings of D-guided sampling (gankit.guided), each checked here: a ConfigError names the one at fault."""
+    drs_percentile: float = 80.0   # gamma at this percentile of F: higher keeps fewer samples, closer to the data
+    mh_steps: int = 20             # proposals per chain (Turner et al. use up to 640)
+    ddls_steps: int = 20           # Langevin steps per sample
+    ddls_step_size: float = 0.01   # eps, the Langevin step size
+    calibration_n: int = 1000      # real images (and as many G samples) for the calibration
+    max_proposals: int = 200       # drs: proposals per kept sample before it gives up
+
+    def __post_init__(self):
+        checks = [("drs_percentile", 0 <= self.drs_percentile < 100, "in [0, 100)"),
+                  ("mh_steps", 1 <= self.mh_steps <= 10_000, "in 1..10000"),
+                  ("ddls_steps", 1 <= self.ddls_steps <= 10_000, "in 1..10000"),
+                  ("ddls_step_size", 0 < self.ddls_step_size <= 1, "in (0, 1]"),
+                  ("calibration_n", 16 <= self.calibration_n <= 100_000, "in 16..100000"),
+                  ("max_proposals", 2 <= self.max_proposals <= 100_000, "in 2..100000")]
+        for name, ok, what in checks:
+            if not ok:
+                raise ConfigError(name, f"must be {what}, got {getattr(self, name)}")
+
+
+def from_saved(saved: Mapping[str, Any], command: str) -> Config:
+    """The config a checkpoint holds, checked as a config file would be (a crafted one must not reach the loaders);
+    fields of later versions are dropped, those of earlier ones translated."""
+    try:
+        return load(None, {k: v for k, v in saved.items() if k in FIELDS or k in LEGACY_FIELDS})
+    except UserError as e:
+        raise UserError(f"{command}: the checkpoint's config is not valid ({e})") from None
 
 
 def checked(values: Config | Mapping[str, Any] | None = None, **changes) -> Config:
@@ -486,8 +595,8 @@ def _check_ranges(cfg: Config) -> None:
         _check(getattr(cfg, name) > 0, name, f"must be > 0, got {quote(getattr(cfg, name))}")
     for name in ("beta1", "beta2"):
         _check(0 <= getattr(cfg, name) < 1, name, f"must be in [0, 1), got {quote(getattr(cfg, name))}")
-    for name in ("gp_weight", "r1_gamma", "inst_noise", "slope", "ema_rampup", "unlabeled_weight", "adv_weight",
-                 "ssl_entropy", "ssl_consistency"):
+    for name in ("gp_weight", "r1_gamma", "r2_gamma", "inst_noise", "slope", "ema_rampup", "unlabeled_weight",
+                 "adv_weight", "ssl_entropy", "ssl_consistency", "l1_weight"):
         _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {quote(getattr(cfg, name))}")
     _check(0 <= cfg.lr_decay_start <= 1, "lr_decay_start", f"must be in [0, 1], got {quote(cfg.lr_decay_start)}")
     _check(0 < cfg.label_smooth <= 1, "label_smooth", f"real target must be in (0, 1], got {quote(cfg.label_smooth)}")
@@ -502,7 +611,7 @@ def _check_task(cfg: Config) -> None:
     """The fields a task does not offer keep their defaults; a task's own fields fit it (registry.TASKS)."""
     task = registry.TASKS[cfg.task]
     _check(cfg.model in task.models, "model",
-           f"task {cfg.task} uses model {' or '.join(task.models)}, got {cfg.model}")
+           f"task {cfg.task} uses model {registry.either(task.models)}, got {cfg.model}")
     _check(task.conditional or cfg.cond == "none", "cond", f"task {cfg.task} has no conditional models")
     _check(task.packing or cfg.pack == 1, "pack", f"task {cfg.task} has no packing")
     _check(task.eval_metrics or not cfg.eval_metrics, "eval_metrics",
@@ -521,13 +630,35 @@ def _check_task(cfg: Config) -> None:
         _check(cfg.img_size % cfg.sr_scale == 0 and cfg.img_size // cfg.sr_scale >= 2, "sr_scale",
                f"img_size {cfg.img_size} must be a multiple of sr_scale {cfg.sr_scale}, with at least 2 "
                "low-resolution pixels a side")
+    _check_sequences(cfg, task)
+
+
+def _check_sequences(cfg: Config, task: registry.Task) -> None:
+    """Sequence data for the task of sequences and for no other; its frames fit the context and the horizon."""
+    data = registry.dataset(cfg.data)
+    _check(data.sequences == task.sequences, "data",
+           f"task {cfg.task} trains on sequences of frames: use " + registry.either(
+               d.usage() for d in registry.DATASETS.values() if d.sequences) if task.sequences else
+           f"{cfg.data} holds sequences of frames, for task predict; task {cfg.task} needs images")
+    if not task.sequences:
+        return
+    for name in ("frames", "context", "horizon"):
+        _check(1 <= getattr(cfg, name) <= FRAMES_MAX, name, f"must be an integer from 1 to {FRAMES_MAX}, got "
+                                                            f"{quote(getattr(cfg, name))}")
+    _check(cfg.context + cfg.horizon <= cfg.frames, "frames", f"{cfg.frames} frames cannot hold context "
+                                                              f"{cfg.context} + horizon {cfg.horizon}")
+    _check(cfg.l1_weight > 0 or cfg.adv_weight > 0, "l1_weight", "and adv_weight are both 0: G would learn nothing")
+    for name in ("g_norm", "d_norm"):
+        _check(getattr(cfg, name) != "virtual_batch", name, f"task {cfg.task} has no virtual batch norm")
+    _check(not cfg.xflip and not cfg.diffaug, "xflip" if cfg.xflip else "diffaug",
+           f"task {cfg.task} does not augment its sequences; leave it off")
 
 
 def _check_model(cfg: Config) -> None:
     """The model builds the image size and norms asked for, and models the data set (registry.MODELS, DATASETS)."""
     model, data = registry.MODELS[cfg.model], registry.dataset(cfg.data)
     if model.sizes:
-        _check(cfg.img_size in model.sizes, "img_size",
+        _check(cfg.img_size in model.sizes or (cfg.img_size == 0 and cfg.data.startswith("folder:")), "img_size",
                f"{cfg.model} supports {', '.join(map(str, model.sizes))}, got {quote(cfg.img_size)}")
     else:
         _check(cfg.img_size >= registry.MIN_IMG_SIZE, "img_size",
@@ -543,6 +674,29 @@ def _check_model(cfg: Config) -> None:
         point_models = registry.names(registry.MODELS, points=True)
         _check(model.points, "model", f"2-D data set {cfg.data} needs model {' or '.join(point_models)}")
         _check(not cfg.diffaug, "diffaug", "DiffAugment works on images, not on 2-D points")
+    _check_audio(cfg, model, data)
+
+
+def _check_audio(cfg: Config, model: registry.Model, data: registry.Dataset) -> None:
+    """Audio models on recordings only, and a clip length the model builds."""
+    audio_models = registry.either(n for n, m in registry.MODELS.items() if m.audio)
+    _check(bool(model.audio) or not data.audio, "model", f"{cfg.data} holds recordings: use model {audio_models}")
+    _check(not model.audio or data.audio, "model", f"{cfg.model} models recordings (data fsdd or audio:PATH), not "
+                                                   f"{cfg.data}")
+    _check(cfg.sample_rate >= 1000, "sample_rate", f"must be >= 1000 Hz, got {quote(cfg.sample_rate)}")
+    _check(cfg.audio_length >= 1, "audio_length", f"must be a positive integer, got {quote(cfg.audio_length)}")
+    if not data.audio:
+        return
+    _check(not cfg.diffaug, "diffaug", "DiffAugment works on images, not on recordings")
+    _check(not cfg.xflip, "xflip", "would play recordings backwards; leave it off for audio")
+    if model.audio == "waveform":
+        m = registry.WAVEFORM_MULTIPLE
+        _check(cfg.audio_length % m == 0, "audio_length", f"{cfg.model} makes multiples of {m} samples (e.g. 4096, "
+                                                          f"8192, 16384), got {quote(cfg.audio_length)}")
+    if model.audio == "spectrogram":
+        _check(cfg.audio_length % cfg.img_size == 0 and cfg.audio_length <= cfg.img_size ** 2, "audio_length",
+               f"{cfg.model} cuts a clip into img_size {cfg.img_size} frames that overlap: a multiple of "
+               f"{cfg.img_size} up to {cfg.img_size ** 2}, got {quote(cfg.audio_length)}")
 
 
 def _check_combinations(cfg: Config) -> None:
@@ -553,9 +707,23 @@ def _check_combinations(cfg: Config) -> None:
            f"must be a multiple of pack ({cfg.pack})")
     _check(cfg.cond != "none" or cfg.c_dim == 0, "c_dim", "a class count needs cond: concat or projection")
     _check(cfg.c_dim != 1, "c_dim", "a conditional model needs at least 2 classes")
+    if cfg.keep_best:
+        metric = KEEP_BEST.get(cfg.keep_best, (None,))[0]
+        _check(metric is not None, "keep_best", f"{quote(cfg.keep_best)} is not a result it can keep; use one of "
+                                                f"{', '.join(KEEP_BEST)}")
+        _check(metric in [m.strip() for m in cfg.eval_metrics.split(",")], "keep_best",
+               f"{cfg.keep_best} comes from metric {metric}: add it to eval_metrics")
     if cfg.name:
         _check("/" not in cfg.name and "\\" not in cfg.name and cfg.name not in (".", "..") and len(cfg.name) <= 200,
                "name", f"{quote(cfg.name)} is not a folder name")
+
+
+# keep_best's results: the metric of eval_metrics that gives each, and whether a lower value is better
+KEEP_BEST = {"fid": ("fid", True), "kid": ("kid", True), "precision": ("pr", False), "recall": ("pr", False),
+             "density": ("dc", False), "coverage": ("dc", False), "recognisable": ("recognisable", False),
+             "class_kl": ("recognisable", True), "class_acc": ("class_acc", False), "is": ("is", False),
+             "cas": ("cas", False), "modes": ("modes", False), "hq_pct": ("modes", False),
+             "reverse_kl": ("modes", True)}
 
 
 def dump(cfg: Config) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Mapping, TypeVar
 
 MIN_IMG_SIZE = 4  # the smallest image any model builds
+WAVEFORM_MULTIPLE = 4**5  # a waveform model's G upsamples 4x five times (WaveGAN), from audio_length / 1024 samples
 
 
 @dataclass(frozen=True)
@@ -29,16 +30,20 @@ class Task:
     needs_holdout: bool = False      # scores itself on held-out examples, so `holdout` must be > 0
     adversarial_loss: bool = True    # the `loss` field applies (ssl's D is a classifier with its own loss)
     fields: tuple[str, ...] = ()     # config fields only this task reads (their checks apply to it alone)
+    sequences: bool = False          # trains on sequences of frames (Dataset.sequences), and only on them
 
 
 TASKS = {t.name: t for t in (
-    Task("gan", "G against D", ("dcgan", "mlp"), conditional=True, eval_metrics=True, points=True, packing=True,
-         processes=True),
+    Task("gan", "G against D", ("dcgan", "mlp", "wavegan", "specgan"), conditional=True, eval_metrics=True,
+         points=True, packing=True, processes=True),
     Task("ssl", "D as a (K+1)-way classifier learning from few labels (Salimans et al. 2016)", ("mlp",),
          needs_holdout=True, adversarial_loss=False,
          fields=("labels_per_class", "unlabeled_weight", "ssl_entropy", "ssl_consistency")),
     Task("sr", "G upscales low-resolution images (SRGAN, Ledig et al. 2017)", ("srresnet",),
          fields=("sr_scale", "adv_weight")),
+    Task("predict", "G predicts the next frames of a sequence from the past ones and z, several futures (SAVP, Lee "
+         "et al. 2018)", ("unet",), needs_holdout=True, sequences=True,
+         fields=("digits", "frames", "context", "horizon", "l1_weight", "adv_weight")),
 )}
 
 
@@ -51,7 +56,10 @@ class Loss:
     # as D(x) and D(G(z))) does not apply, a gradient penalty of gp_weight is added to D's loss, and torch.compile
     # keeps D eager (the penalty is a double backward).
     critic: bool = False
-    tasks: tuple[str, ...] = ("gan", "sr")  # the tasks whose `loss` may be this one
+    # relativistic: D scores a real and a generated example as a pair, d_real - d_fake, and G's loss needs D's logits
+    # on real data too (losses.g_loss's d_real)
+    relativistic: bool = False
+    tasks: tuple[str, ...] = ("gan", "sr", "predict")  # the tasks whose `loss` may be this one
 
 
 LOSSES = {x.name: x for x in (
@@ -61,6 +69,24 @@ LOSSES = {x.name: x for x in (
     Loss("hinge", "hinge (Lim & Ye 2017; Miyato et al. 2018)"),
     Loss("wgan-gp", "Wasserstein critic with a gradient penalty (Gulrajani et al. 2017)", critic=True,
          tasks=("gan",)),  # sr's D judges image quality beside a content loss; no critic was tried there
+    Loss("rpgan", "relativistic pairing (Jolicoeur-Martineau 2019), R3GAN's loss with r1_gamma and r2_gamma "
+         "(Huang et al. 2024)", relativistic=True, tasks=("gan",)),
+)}
+
+
+@dataclass(frozen=True)
+class Guide:
+    """A way of sampling with D's help (gankit.guided), chosen by `guide` at sampling time."""
+    name: str
+    help: str
+    uses_d: bool = True
+
+
+GUIDES = {g.name: g for g in (
+    Guide("none", "G's samples as they come", uses_d=False),
+    Guide("drs", "discriminator rejection sampling (Azadi et al. 2019): keep a sample with D's calibrated odds"),
+    Guide("mh", "Metropolis-Hastings with D as the density ratio (Turner et al. 2019, MH-GAN)"),
+    Guide("ddls", "Langevin steps in latent space with D as an energy (Che et al. 2020, DDLS)"),
 )}
 
 
@@ -91,6 +117,9 @@ class Model:
     sizes: tuple[int, ...] | None = None  # the img_size values it builds; None = any img_size >= MIN_IMG_SIZE
     feature_maps: bool = True             # convolutional: instance norm (per-channel spatial statistics) applies
     points: bool = False                  # models 2-D point data sets too
+    # models recordings (audio data sets), and only them: "waveform" (G makes samples, audio_length a multiple of
+    # WAVEFORM_MULTIPLE) or "spectrogram" (G makes img_size x img_size spectrograms of audio_length samples)
+    audio: str = ""
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -101,6 +130,12 @@ MODELS = {m.name: m for m in (
     Model("dcgan", "Radford et al. 2016: strided convolutions both ways", sizes=(16, 32, 64, 128)),
     Model("mlp", "fully connected, for 2-D points and small images", feature_maps=False, points=True),
     Model("srresnet", "SRGAN's residual G and strided-conv D, for task sr"),
+    Model("wavegan", "Donahue et al. 2019: 1-D transposed convolutions to a waveform, D with phase shuffle",
+          audio="waveform"),
+    Model("specgan", "Donahue et al. 2019: a DCGAN on img_size x img_size log-magnitude spectrograms, heard "
+          "through Griffin-Lim", sizes=(16, 32, 64, 128), audio="spectrogram"),
+    Model("unet", "task predict: an encoder-decoder over frames stacked as channels, z at the bottleneck; D judges "
+          "(context, future)"),
 )}
 
 
@@ -114,6 +149,8 @@ class Dataset:
     generated: bool = False   # drawn on the fly: n_points examples
     channels: int = 0         # > 0: the set's own channel count, which `channels` cannot convert
     prefix: bool = False      # the name is "NAME:" followed by a path
+    audio: bool = False       # recordings (N, 1, audio_length) at sample_rate: only the audio models apply
+    sequences: bool = False   # sequences of frames (N, T, C, H, W): for task predict, and only for it
 
     def usage(self) -> str:
         """How a user writes it: the name, or the prefix followed by PATH."""
@@ -133,6 +170,16 @@ DATASETS = {d.name: d for d in (
     Dataset("folder:", "a folder of images", files=True, prefix=True),
     Dataset("shards:", "tar shards in WebDataset's layout: a folder of .tar, a .tar, or a {000..099} pattern",
             files=True, prefix=True),
+    Dataset("fsdd", "the Free Spoken Digit Dataset's recordings under data_dir; its test split held out",
+            audio=True),
+    Dataset("audio:", "a folder of .wav (or .flac, .ogg) recordings; sub-folders are classes", prefix=True,
+            audio=True),
+    Dataset("moving-mnist", "MNIST digits moving and bouncing in the frame (Srivastava et al. 2015), n_points "
+            "sequences from the IDX files under data_dir", generated=True, channels=1, sequences=True),
+    Dataset("smoving-mnist", "stochastic moving MNIST: a new random direction and speed at each bounce (Denton & "
+            "Fergus 2018)", generated=True, channels=1, sequences=True),
+    Dataset("video:", "a folder of sequences: sub-folders of numbered frames (PNG/JPEG) or .npy/.npz arrays "
+            "(T, H, W[, C]) uint8", prefix=True, sequences=True),
 )}
 
 
@@ -182,6 +229,11 @@ def entry(table: Mapping[str, _Entry], kind: str, name: str) -> _Entry:
 def is_critic(loss: str) -> bool:
     """Whether D under this loss is a critic (unbounded scores: gradient penalty, no collapse alarm, D eager)."""
     return entry(LOSSES, "loss", loss).critic
+
+
+def is_relativistic(loss: str) -> bool:
+    """Whether G's loss under this loss needs D's logits on real data as well (a relativistic pairing)."""
+    return entry(LOSSES, "loss", loss).relativistic
 
 
 def dataset(name: str) -> Dataset | None:

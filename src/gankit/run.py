@@ -48,7 +48,8 @@ def default_name(cfg: Config) -> str:
     data = Path(cfg.data[len("folder:"):]).name if cfg.data.startswith("folder:") else cfg.data
     data = re.sub(r"[^\w.+-]+", "_", data).strip("._") or "folder"  # a folder's name may hold anything
     kind = cfg.model if cfg.task == "gan" else cfg.task  # the applications' runs: ssl-mnist, sr-mnist
-    return f"{kind}-{'cond-' if cfg.cond != 'none' else ''}{data}"
+    cond = cfg.cond not in ("none", "auto")  # auto: undecided until the data is read (setup.resolve)
+    return f"{kind}-{'cond-' if cond else ''}{data}"
 
 
 def numbered(root: Path, stem: str) -> Path:
@@ -386,10 +387,10 @@ def progress_bar(cfg: Config, ctx: distributed.Context, start_step: int, enabled
         return None
     if not enabled:
         return LineProgress(cfg.steps, start_step)
-    from tqdm import tqdm
+    import tqdm.auto  # a widget in a Jupyter notebook, the text bar elsewhere
 
-    return tqdm(total=cfg.steps, initial=start_step, unit="step", desc="train", dynamic_ncols=True,
-                mininterval=1.0, file=sys.stderr)
+    return tqdm.auto.tqdm(total=cfg.steps, initial=start_step, unit="step", desc="train", dynamic_ncols=True,
+                          mininterval=1.0, file=sys.stderr)
 
 
 def render_samples(sampler, fixed_z: torch.Tensor, fixed_y: torch.Tensor | None) -> torch.Tensor:

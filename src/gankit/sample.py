@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from gankit import checkpoint, outputs, registry, viz
-from gankit.errors import UserError
+from gankit import audio, checkpoint, guided, outputs, registry, viz
+from gankit.errors import ConfigError, UserError
 from gankit.latent import sample_labels, sample_z, truncate
 from gankit.models import generator_from_spec
 
@@ -36,6 +36,12 @@ class Sampler:
     prior: str
     class_names: list[str] = field(default_factory=list)
     meta: dict = field(default_factory=dict)   # the config it was trained with, the data set's name, ...
+    D: torch.nn.Module | None = None           # the run's D, for D-guided sampling (gankit.guided); None in exports
+    guide: str = "none"                        # the guide __call__ uses when not told (the run's config `guide`)
+    options: guided.Options = field(default_factory=guided.Options)   # the guides' settings
+    g_forwards: int = 0                        # G forward passes so far (guided sampling reports its cost)
+    last_cost: guided.Cost | None = None       # what the last guided draw cost
+    _critic: guided.Critic | None = None
 
     @property
     def z_dim(self) -> int:
@@ -67,6 +73,16 @@ class Sampler:
             raise UserError(f"sample: --class must be in 0..{self.c_dim - 1}, got {cls}")
         return torch.full((n,), cls, dtype=torch.long)
 
+    @property
+    def guides(self) -> list[str]:
+        """The D-guided options this source supports: all of them when it holds D (a run of task gan), else none."""
+        return [g for g, e in registry.GUIDES.items() if e.uses_d] if self.D is not None else []
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """G(z, labels) on G's device, with gradients when the caller enables them (DDLS, inpainting)."""
+        self.g_forwards += z.shape[0]
+        return self.G(z, labels).float()
+
     @torch.no_grad()
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 500) -> torch.Tensor:
         """G(z, labels) in batches, on G's device; returns a CPU tensor."""
@@ -75,8 +91,23 @@ class Sampler:
         out = []
         for i in range(0, z.shape[0], batch_size):
             y = None if labels is None else labels[i: i + batch_size].to(self.device)
-            out.append(self.G(z[i: i + batch_size].to(self.device), y).float().cpu())
+            out.append(self.forward(z[i: i + batch_size].to(self.device), y).cpu())
         return torch.cat(out)
+
+    def critic(self, generator: torch.Generator | None = None) -> guided.Critic:
+        """D as a calibrated score of single samples, made once: calibrated on the run's real images
+        (gankit.guided.real_images) against G's samples."""
+        if self._critic is None:
+            if self.D is None:
+                raise ConfigError("guide", "needs the run's discriminator, and this source holds none")
+            gen = generator or torch.Generator().manual_seed(0)
+            critic = guided.Critic(self.D, self, gen)
+            reals, labels, source = guided.real_images(self.meta["config"], self.options.calibration_n)
+            cal = critic.calibrate(reals, labels, source, gen)
+            log.info(f"guide: D calibrated on {cal.n} {source} real images and as many G samples: s = {cal.a:.3g} "
+                     f"x logit {cal.b:+.3g}; it tells them apart {100 * cal.accuracy:.1f} % of the time")
+            self._critic = critic
+        return self._critic
 
     def class_grid(self, n: int, generator: torch.Generator | None = None, truncation: float = 1.0) -> torch.Tensor:
         """(c_dim * n, ...) images: row k is class k; column j uses the same z in every row."""
@@ -87,22 +118,42 @@ class Sampler:
         return self.decode(z, labels)
 
     def __call__(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                 truncation: float = 1.0, cls: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """n samples and their labels (None for an unconditional G)."""
-        z = self.z(n, generator, truncation)
+                 truncation: float = 1.0, cls: int | None = None,
+                 guide: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """n samples and their labels (None for an unconditional G). guide: none, drs, mh or ddls (gankit.guided);
+        None takes the source's default (its run's `guide`). A guided draw's cost is in `last_cost`."""
+        guide = guided.check(self.guide if guide is None else guide, self)
+        if guide == "none":
+            z = self.z(n, generator, truncation)
+            if labels is None:
+                labels = self.labels(n, cls, generator)
+            self.last_cost = None
+            return self.decode(z, labels), labels
+        critic = self.critic()
         if labels is None:
             labels = self.labels(n, cls, generator)
-        return self.decode(z, labels), labels
+        x, self.last_cost = guided.sample(self, critic, guide, n, labels, generator, truncation, self.options)
+        return x, labels
 
 
-def _from_checkpoint(saved: checkpoint.Saved, device) -> Sampler:
-    G = saved.generator().to(device)
+WEIGHTS = ("ema", "raw")
+
+
+def _from_checkpoint(saved: checkpoint.Saved, device, weights: str) -> Sampler:
+    G = saved.generator(ema=weights == "ema").to(device)
     cfg = saved.config
     if cfg.get("prior") not in registry.PRIORS or "data" not in cfg:
         raise UserError(f"checkpoint: {saved.path} holds a config without a valid prior or data set")
+    # D-guided sampling scores single samples; a D with virtual batch norm needs its reference batch beside them
+    why_not = ("the run's task is not gan" if saved.task != "gan" else
+               "its D normalises by a reference batch (d_norm virtual_batch)" if cfg.get("d_norm") == "virtual_batch"
+               else "the checkpoint holds no D" if "D" not in saved.state else None)
+    D = None if why_not else saved.discriminator().to(device)
+    guide = cfg.get("guide", "none")
     return Sampler(G, cfg["prior"], saved.class_names,
                    {"config": cfg, "step": saved.step, "source": str(saved.path), "data": cfg["data"],
-                    "ema": saved.has_ema})
+                    "ema": saved.has_ema and weights == "ema", "weights": weights, "no_guide": why_not},
+                   D=D, guide=guide if guide in registry.GUIDES else "none")
 
 
 REEXPORT = "re-export it from its run (gankit export RUN --out DIR)"
@@ -252,19 +303,28 @@ def check_device(name: str) -> str:
     return name
 
 
-def load_sampler(source: str | Path, device: str = "cpu", step: int | None = None) -> Sampler:
-    """A run folder (its G_ema when trained with one, else G), a checkpoint file, or an export folder."""
+def load_sampler(source: str | Path, device: str = "cpu", step: int | None = None, weights: str = "ema") -> Sampler:
+    """A run folder, a checkpoint file, or an export folder. weights: ema (G's average when the run kept one, else
+    G) or raw (G as trained, from a run or checkpoint). From a run of task gan, the sampler holds D too, for
+    D-guided sampling."""
     check_device(device)
+    if weights not in WEIGHTS:
+        raise ConfigError("weights", f"{weights!r} is not one of {', '.join(WEIGHTS)}")
     p = Path(source)
     if p.is_dir() and (p / EXPORT_META).is_file():
+        if weights == "raw":
+            raise ConfigError("weights", f"{p} is an export, which holds one generator (the average when the run "
+                                         "kept one); sample the run or its checkpoint for the raw weights")
         return _from_export(p, device)
-    return _from_checkpoint(checkpoint.read(p, step), device)
+    return _from_checkpoint(checkpoint.read(p, step), device, weights)
 
 
 def sample_paths(sampler: Sampler, n: int, labels: torch.Tensor | None, out: Path) -> list[Path]:
     """The files `save_samples` writes for `out`: FILE.npz, FILE.png, or in a folder one PNG per image (points.png
-    for 2-D points)."""
+    for 2-D points, one .wav per clip of recordings)."""
     out = Path(out)
+    if audio.is_audio(sampler.G):
+        return audio.sample_paths(n, labels, out)
     if out.suffix in (".npz", ".png"):
         return [out]
     if out.suffix:
@@ -278,8 +338,11 @@ def save_samples(sampler: Sampler, x: torch.Tensor, labels: torch.Tensor | None,
                  force: bool = False) -> Path:
     """FILE.npz: `images` uint8 (N, H, W, C) (or `points` float (N, 2)), plus `labels` when conditional.
     FILE.png: a grid (a scatter plot for points). A folder gets one PNG per image (or points.png). Existing files
-    are refused unless force (outputs.py)."""
+    are refused unless force (outputs.py). Recordings: gankit.audio.save_samples (FILE.npz holds `audio`, a
+    FILE.png is a spectrogram sheet, a folder gets .wav files)."""
     out = Path(out)
+    if audio.is_audio(sampler.G):
+        return audio.save_samples(sampler.G, sampler.class_names, x, labels, out, force)
     paths = sample_paths(sampler, x.shape[0], labels, out)
     outputs.check_new("sample", *paths, force=force)
     outputs.out_folder("sample", paths[0].parent)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import signal
 import threading
 import time
@@ -24,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gankit import checkpoint, distributed, outputs, registry, run
-from gankit.config import RESUMABLE_FIELDS, Config, dump
+from gankit.config import KEEP_BEST, RESUMABLE_FIELDS, Config, dump
 from gankit.errors import ConfigError, Terminated, UserError
 from gankit.guard import CollapseAlarm, Divergence
 from gankit.setup import memory_errors
 
 log = logging.getLogger("gankit")
+ETA_STEPS = 5  # steps timed after the first (which includes warm-up) for the up-front estimate of the run's time
 
 
 class Trainer:
@@ -104,6 +106,9 @@ class Session:
             distributed.shutdown(self.ctx)
             if self.ctx.is_main:
                 self.t.finish(self.dir, self.last)
+                warning = checkpoint.ema_warning(self.t.cfg.to_dict(), self.t.state.step)
+                if warning:
+                    log.warning(warning)
             return self.dir
         except BaseException:
             if folder is not None:
@@ -185,6 +190,9 @@ class Session:
             self.last_ckpt = self.dir / "checkpoints" / f"step-{state.step:07d}.pt" if resumed and state.step else None
             t.step.lr_factor = state.lr_factor
             self.t_start, self.first, self.last_record = time.time(), state.step, state.step
+            self.best = checkpoint.best_so_far(self.dir, cfg.keep_best) if resumed and cfg.keep_best else None
+            self.best_due = self.t_eta = None
+            self.eta_said = False
             with _sigterm_stops() as stop:
                 self._steps(stop)
         finally:
@@ -205,6 +213,7 @@ class Session:
                 state.nimg += cfg.batch_size * self.ctx.world_size
                 if self.bar is not None:
                     self.bar.update(1)
+                self._eta()
                 compiled = getattr(t.step, "compile_seconds", None)
                 if state.step == self.first + 1 and compiled is not None and self.ctx.is_main:
                     log.info(f"compile: the first step took {compiled:.1f} s, compilation included")
@@ -230,13 +239,17 @@ class Session:
             t.pictures(self.dir, state.step, self.writer, self.rec)
         if now.eval and ctx.is_main:
             self._evaluate()
-        if self.bar is not None and (now.log or now.eval) and self.last:
+        if self.bar is not None and (now.log or now.eval) and "sec" in self.last:  # after a record: the task's text
             self.bar.set_postfix_str(("D WINS (see log) · " if self.alarm.active else "") + t.postfix(self.last))
-        if now.log or now.ckpt:
+        if now.log or now.ckpt or (now.eval and t.cfg.keep_best):
             snapshot = state.capture(self._rng())  # CPU copies: training goes on while a file is written
             self.guard.keep(snapshot, state.step)  # ... and the state a rollback returns to
             if now.ckpt:
                 self._checkpoint(snapshot)
+            if self.best_due is not None and ctx.is_main:
+                self.writer.submit(checkpoint.save_best, snapshot, self.dir / "checkpoints", t.cfg.keep_best,
+                                   self.best_due, state.step)
+                self.best, self.best_due = self.best_due, None
 
     def _check(self) -> tuple[bool, int]:
         """(whether the state is clean on every rank, the updates skipped since the last check over all ranks)."""
@@ -278,6 +291,11 @@ class Session:
         if evals:
             self.rec.write({"step": state.step, "nimg": state.nimg, **evals})
             self.last.update(evals)
+        key = self.t.cfg.keep_best
+        value = evals.get(f"eval/{key}") if key else None
+        if isinstance(value, (int, float)) and math.isfinite(value) and (
+                self.best is None or (value < self.best if KEEP_BEST[key][1] else value > self.best)):
+            self.best_due = float(value)  # saved as checkpoints/best.pt with the snapshot of this step (_watch)
 
     def _checkpoint(self, snapshot: dict) -> None:
         self.writer.wait()  # one checkpoint write at a time, in order
@@ -286,6 +304,22 @@ class Session:
             self.writer.submit(checkpoint.save_step, snapshot, folder, k)
             self.last_ckpt = folder / f"step-{k:07d}.pt"
         distributed.barrier(self.ctx)
+
+    def _eta(self) -> None:
+        """Once, ETA_STEPS steps after the first of this process: the time the rest of the run will take, from the
+        time those steps took (the progress line's ETA comes only with the first record, log_every steps in)."""
+        state, cfg = self.t.state, self.t.cfg
+        if self.eta_said or not self.ctx.is_main:
+            return
+        if state.step == self.first + 1:
+            self.t_eta = time.time()
+        elif state.step == self.first + 1 + ETA_STEPS and self.t_eta is not None and cfg.steps > state.step:
+            self.eta_said = True
+            per_step = (time.time() - self.t_eta) / ETA_STEPS
+            left = round(per_step * (cfg.steps - state.step))
+            log.info(f"train: about {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d} for the remaining "
+                     f"{cfg.steps - state.step:,} steps ({per_step:.3g} s/step over steps {self.first + 2}-"
+                     f"{state.step}; evaluations and checkpoints come on top)")
 
     def _rng(self):
         """Every rank's RNG states, so that a resumed multi-process run draws the same noise on every rank."""

@@ -8,15 +8,21 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import logging
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from gankit import data as datasets, distributed, metrics, models, registry
+from gankit import data as datasets, distributed, metrics, models, outputs, registry, viz
+from gankit.data import folder
+from gankit.data.stream import Draw
 from gankit.config import Config
 from gankit.errors import ConfigError, UserError
 from gankit.latent import sample_z
+
+log = logging.getLogger("gankit")
 
 
 def resolve_device(name: str, ctx: distributed.Context) -> torch.device:
@@ -40,13 +46,36 @@ def device_kind(cfg: Config) -> str:
 def load_parts(cfg: Config):
     """The data set, read once: (all of it, the training part without the `holdout` examples, those examples or
     None when the run held none out)."""
-    data = datasets.from_config(cfg)
+    data = datasets.from_config(follow_folder(cfg))
     if not cfg.holdout:
         return data, data, None
     if not isinstance(data, datasets.Dataset):
         raise ConfigError("holdout", "holds examples out of a data set in memory; use it with stream off")
     train_idx, held_idx = datasets.holdout_indices(len(data), cfg.holdout)
     return data, data.subset(train_idx), data.subset(held_idx)
+
+
+def follow_folder(cfg: Config) -> Config:
+    """A folder's config as its images decide: img_size 0 becomes the size auto_size picks from the files' headers
+    (resolve then records it), and images without colour that become RGB are said."""
+    if not cfg.data.startswith("folder:"):
+        return cfg
+    found = folder.scan(Path(cfg.data[len("folder:"):]))
+    if cfg.img_size == 0:
+        size, side = folder.auto_size(found, registry.MODELS[cfg.model].sizes, cfg.resize)
+        which = "longer" if cfg.resize == "pad" else "shorter"
+        log.info(f"data: img_size {size}, from the images: their median {which} side is {side} px ({_of(found)} "
+                 f"headers read) and {cfg.model} builds "
+                 f"{', '.join(map(str, registry.MODELS[cfg.model].sizes))}; set img_size to choose another")
+        cfg = dataclasses.replace(cfg, img_size=size)
+    if found.gray and cfg.channels != 1:
+        log.info(f"data: {found.gray:,} of {_of(found)} images are grayscale, converted to RGB (3 equal channels)"
+                 + ("; set channels 1 to train in grayscale" if found.gray == len(found.sizes) else ""))
+    return cfg
+
+
+def _of(found: folder.Scan) -> str:
+    return f"a sample of {len(found.sizes):,}" if found.sampled else f"{len(found.sizes):,}"
 
 
 def load_data(cfg: Config, part: str = "train") -> datasets.Dataset:
@@ -68,19 +97,39 @@ def resolve(cfg: Config, data: datasets.Dataset, world_size: int = 1) -> Config:
     changes = {}
     if not data.is_points and cfg.channels == 0:
         changes["channels"] = data.shape[0]
-    if cfg.cond != "none":
+    if not data.is_points and cfg.img_size == 0:  # chosen from the images (follow_folder)
+        changes["img_size"] = data.shape[-1]
+    cond = changes["cond"] = _cond(cfg, data)
+    if cfg.xflip:
+        log.info(f"data: xflip: each of the {len(data):,} training images is also shown mirrored left-right, "
+                 f"{2 * len(data):,} in all")
+    if cond != "none":
         if data.num_classes < 2:
             raise ConfigError("cond", f"data set {cfg.data} has no class labels to condition on")
         if cfg.c_dim and cfg.c_dim != data.num_classes:
             raise ConfigError("c_dim", f"data set {cfg.data} has {data.num_classes} classes, not {cfg.c_dim}")
         changes["c_dim"] = data.num_classes
+    elif cfg.c_dim:  # cond auto on data without classes
+        raise ConfigError("c_dim", f"data set {cfg.data} has no class labels; leave c_dim 0")
     check_batch_size(cfg, data, world_size)
     if "virtual_batch" in (cfg.g_norm, cfg.d_norm) and cfg.vbn_ref_size > len(data):
         raise ConfigError("vbn_ref_size", f"{cfg.vbn_ref_size} exceeds the {len(data)} examples of {cfg.data}")
     if cfg.eval_metrics:
-        metrics.check_names(metric_names(cfg.eval_metrics), "points" if data.is_points else "image",
-                            cfg.cond != "none", "eval_metrics", data.name)
+        metrics.check_names(metric_names(cfg.eval_metrics), metrics.data_kind(data),
+                            cond != "none", "eval_metrics", data.name)
     return dataclasses.replace(cfg, **changes)
+
+
+def _cond(cfg: Config, data) -> str:
+    """cond, with auto decided by the data: projection when it has classes (a folder's sub-folders), else none."""
+    if cfg.cond != "auto":
+        return cfg.cond
+    if data.num_classes >= 2:
+        log.info(f"data: {data.num_classes} classes ({', '.join(data.class_names[:5])}"
+                 f"{', ...' if data.num_classes > 5 else ''}): training a class-conditional model (cond projection); "
+                 "cond none trains without them")
+        return "projection"
+    return "none"
 
 
 def check_batch_size(cfg: Config, data, world_size: int = 1) -> None:
@@ -117,6 +166,30 @@ def fixed_inputs(cfg: Config, data: datasets.Dataset, G, D, device):
     G.set_reference(sample_z(cfg.vbn_ref_size, cfg.z_dim, cfg.prior, fixed).to(device), ref_y)
     D.set_reference(data.batch(ref_idx), ref_y)
     return fixed_z, fixed_y
+
+
+def preview_data(cfg: Config, out: Path, force: bool = False) -> str:
+    """`gankit data`: the data set read as training on cfg would read it (the loaders log what they read, skipped
+    and converted), and its first grid_n images as the model is shown them written to `out` (a scatter plot of
+    2-D points), without training. Returns a line that sums it up."""
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise UserError(f"data: --out must be a FILE.png, got {out}")
+    outputs.check_new("data", out, force=force)
+    data = load_data(cfg)
+    cfg = resolve(cfg, data)
+    outputs.out_folder("data", out.parent)
+    if data.is_points:
+        outputs.write_atomic(out, lambda tmp: viz.save_scatter(data.x[: cfg.eval_n].cpu(), tmp, data.modes))
+    else:
+        x = Draw(data, 1, cfg.seed, distributed.Context(), "cpu", cfg.xflip).preview(cfg.grid_n)  # (n, C, H, W)
+        outputs.write_atomic(out, lambda tmp: viz.save_grid(x, tmp))
+    shape = "2-D points" if data.is_points else f"{cfg.channels} x {cfg.img_size} x {cfg.img_size} images"
+    names = ", ".join(data.class_names[:5]) + (", ..." if data.num_classes > 5 else "")
+    classes = f"{data.num_classes} classes ({names})" if data.num_classes else "no classes"
+    shown = f"the first {min(cfg.grid_n, 2 * len(data) if cfg.xflip else len(data))} as the model is shown them"
+    return (f"{cfg.data}: {len(data):,} training examples{' (x2 mirrored: xflip)' if cfg.xflip else ''}, {shape}, "
+            f"{classes}, cond {cfg.cond}; {out}: {'a scatter plot' if data.is_points else shown}")
 
 
 def seed_everything(seed: int) -> None:

@@ -16,7 +16,7 @@ from gankit.errors import UserError
 class Metric:
     name: str
     fn: Callable[["EvalContext"], dict]
-    data_kinds: tuple[str, ...]      # "points", "image"
+    data_kinds: tuple[str, ...]      # "points", "image", "audio"
     conditional: bool = False        # needs a conditional generator
     help: str = ""
     only_data: tuple[str, ...] = ()  # on images, only these data sets (empty: any)
@@ -47,22 +47,32 @@ class EvalContext:
     seed: int = 0
     device: str = "cpu"
     features: str = "auto"           # image features: auto, classifier or inception (metrics/features.py)
+    guide: str = "none"              # D-guided sampling of the generated set (gankit.guided)
+    truncation: float = 1.0          # the truncation trick's psi for the generated set (1: none)
     cache: dict = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
-        return "points" if self.data.is_points else "image"
+        return data_kind(self.data)
 
     def fake(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """n generated samples (CPU) and their labels, the same for every metric of this evaluation."""
         if "fake" not in self.cache:
             gen = torch.Generator().manual_seed(self.seed)
-            self.cache["fake"] = self.sampler(self.n, generator=gen)
+            self.cache["fake"] = self.sampler(self.n, generator=gen, guide=self.guide, truncation=self.truncation)
+            cost = getattr(self.sampler, "last_cost", None)
+            if cost is not None:
+                self.cache["guide_cost"] = cost.summary()
         return self.cache["fake"]
 
 
+def data_kind(data) -> str:
+    """The kind of data a metric applies to: points, image or audio (a data/audio.py AudioDataset)."""
+    return "points" if data.is_points else "audio" if getattr(data, "is_audio", False) else "image"
+
+
 def _load_all() -> None:
-    from gankit.metrics import classes, fid, modes, prdc  # noqa: F401  (each module registers its metrics on import)
+    from gankit.metrics import audio, classes, fid, modes, prdc  # noqa: F401  (each registers its metrics on import)
 
 
 def available(kind: str | None = None, conditional: bool | None = None, data_name: str | None = None) -> list[str]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch.nn as nn
 
 from gankit import registry
-from gankit.models import dcgan, mlp, sr, ssl
+from gankit.models import dcgan, mlp, predict, specgan, sr, ssl, wavegan
 
 # The module that implements each entry of registry.MODELS (config field `model`) with a Generator and a
 # Discriminator; tests/test_registry.py checks that every entry has one.
-_MODULES = {"dcgan": dcgan, "mlp": mlp, "srresnet": sr}
+_MODULES = {"dcgan": dcgan, "mlp": mlp, "srresnet": sr, "wavegan": wavegan, "specgan": specgan, "unet": predict}
 
 # Every architecture a `spec` can name, so that checkpoints and exports can be rebuilt from the spec they carry: the
 # registry's models, then task ssl's (K+1)-way classifier pair, which gankit/tasks/ssl.py builds itself for model mlp.
@@ -51,7 +51,32 @@ def _build_srresnet(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Mod
     return sr.Generator(cfg.sr_scale, channels, cfg.g_width, cfg.g_layers), sr.Discriminator(channels, cfg.d_width)
 
 
-_BUILDERS = {"dcgan": _build_dcgan, "mlp": _build_mlp, "srresnet": _build_srresnet}
+def _build_wavegan(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """data_shape is that of one clip, (1, audio_length)."""
+    G = wavegan.Generator(cfg.z_dim, data_shape[-1], cfg.g_width, sample_rate=cfg.sample_rate, **_g_args(cfg))
+    D = wavegan.Discriminator(data_shape[-1], cfg.d_width, **_d_args(cfg))
+    return G, D
+
+
+def _build_specgan(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """data_shape is that of one clip, (1, audio_length); G and D work on img_size x img_size spectrograms of it."""
+    G = specgan.Generator(cfg.z_dim, cfg.img_size, cfg.g_width, up=cfg.g_up, audio_length=data_shape[-1],
+                          sample_rate=cfg.sample_rate, **_g_args(cfg))
+    D = specgan.Discriminator(cfg.img_size, cfg.d_width, down=cfg.d_down, audio_length=data_shape[-1],
+                              **_d_args(cfg))
+    return G, D
+
+
+def _build_unet(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """As gankit/tasks/predict.py builds them: data_shape is that of a sequence (T, C, H, W) or of a frame."""
+    channels, levels = data_shape[-3], predict.levels_for(cfg.img_size)
+    G = predict.Generator(cfg.context, cfg.horizon, channels, cfg.z_dim, cfg.g_width, levels, cfg.g_norm)
+    D = predict.Discriminator(cfg.context, cfg.horizon, channels, cfg.d_width, levels, cfg.d_norm)
+    return G, D
+
+
+_BUILDERS = {"dcgan": _build_dcgan, "mlp": _build_mlp, "srresnet": _build_srresnet, "wavegan": _build_wavegan,
+             "specgan": _build_specgan, "unet": _build_unet}
 
 
 def build(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:

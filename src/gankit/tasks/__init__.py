@@ -5,6 +5,8 @@ metrics, processes apply) are declared in registry.TASKS, which config validatio
     gan  tasks/gan.py  G against D, the survey's recipe
     ssl  tasks/ssl.py  D as a (K+1)-way classifier learning from few labels (Salimans et al. 2016)
     sr   tasks/sr.py   G upscales low-resolution images (SRGAN, Ledig et al. 2017)
+    predict  tasks/predict.py  G samples the next frames of a sequence from the past ones and z (SAVP, Lee et al.
+                               2018)
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from gankit import registry
 from gankit.config import Config
 from gankit.session import Session
 from gankit.tasks.gan import GANTrainer
+from gankit.tasks.predict import PredictTrainer
 from gankit.tasks.sr import SRTrainer
 from gankit.tasks.ssl import SSLTrainer
 
-TRAINERS = {"gan": GANTrainer, "ssl": SSLTrainer, "sr": SRTrainer}
+TRAINERS = {"gan": GANTrainer, "ssl": SSLTrainer, "sr": SRTrainer, "predict": PredictTrainer}
 if set(TRAINERS) != set(registry.TASKS):  # a task declared in the registry must have a trainer, and no other
     raise ImportError(f"gankit.tasks: trainers for {sorted(TRAINERS)}, registry.TASKS {sorted(registry.TASKS)}")
 

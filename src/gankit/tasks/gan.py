@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from gankit import distributed, metrics, run
+from gankit import audio, distributed, metrics, registry, run
 from gankit.checkpoint import TrainState
 from gankit.config import Config
 from gankit.data.stream import Draw
@@ -42,12 +42,18 @@ class GANTrainer(Trainer):
         self.fixed_z, self.fixed_y = fixed_inputs(cfg, data, G, D, device)
         self.step = Step(cfg, G, D, G_ema, opt_g, opt_d, device, ctx)
         self.draw = Draw(data, cfg.batch_size, cfg.seed, ctx, device, cfg.xflip)  # from memory, or by DataLoaders
-        self.nhwc = cfg.channels_last and not data.is_points
+        # recordings: G makes waveforms, or spectrograms that D sees real clips as too (G.represent)
+        self.audio = registry.MODELS[cfg.model].audio
+        self.represent = G.represent if self.audio == "spectrogram" else None
+        self.nhwc = cfg.channels_last and not data.is_points and self.audio != "waveform"
         self.evaluates = bool(cfg.eval_metrics)
 
     def real_batch(self):
         x, y = self.draw(self.state.batches)  # global batch number: the position in the data, checkpointed
         self.state.batches += 1
+        if self.represent is not None:
+            with torch.no_grad():
+                x = self.represent(x)                  # (B, 1, T) -> (B, 1, S, S)
         if self.nhwc:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, (y if self.cfg.c_dim else None)
@@ -60,10 +66,20 @@ class GANTrainer(Trainer):
         self.sampler = Sampler(state.G_ema or state.G, self.cfg.prior, self.data.class_names,
                                {"config": self.cfg.to_dict()})
         if self.ctx.is_main and not self.data.is_points and not resumed:  # what the model is shown: reals.png
+            if self.audio:
+                reals = self.draw.preview(min(self.cfg.grid_n, audio.TB_CLIPS * 2))[:, 0]   # (n, T)
+                writer.submit(audio.save_reals, reals, self.cfg.sample_rate, run_dir, rec)
+                return
             writer.submit(run.save_reals, self.draw.preview(self.cfg.grid_n), run_dir, rec)
 
     def pictures(self, run_dir: Path, k: int, writer, rec) -> None:
         x = run.render_samples(self.sampler, self.fixed_z, self.fixed_y)
+        if self.audio:  # a spectrogram sheet of the first clips, and the clips in TensorBoard's Audio tab
+            n = min(len(x), 4 * audio.SHEET_COLUMNS)
+            y = None if self.fixed_y is None else self.fixed_y[:n].cpu()
+            writer.submit(audio.save_pictures, audio.waveforms(self.sampler.G, x[:n]), y, self.data.class_names,
+                          self.cfg.sample_rate, run_dir, k, rec)
+            return
         writer.submit(run.save_pictures, x, self.data, run_dir, k, self.cfg, rec)
 
     def evaluate(self, run_dir: Path, k: int, writer) -> dict:
