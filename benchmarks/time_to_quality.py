@@ -2,9 +2,10 @@
 `sec`, the training loop's clock, at that step), recognisable share and FID with its floor; writes
 docs/img/time_to_quality.png.
 
-    python benchmarks/time_to_quality.py runs/ttq/preset runs/ttq/examples
+    python benchmarks/time_to_quality.py [LABEL=]RUN ...    e.g. preset=runs/ttq/preset examples=runs/ttq/examples
 """
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -18,7 +19,7 @@ def points(run: Path) -> list[tuple[int, float, dict]]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     elapsed = {r["step"]: r["sec"] for r in rows if "sec" in r}  # the loop's clock since the run started
     out = []
-    for p in sorted((run / "eval").glob("step-*.json")):
+    for p in sorted(p for p in (run / "eval").glob("step-*.json") if re.fullmatch(r"step-\d{7}\.json", p.name)):
         rec = json.loads(p.read_text())
         step = rec["step"]
         near = min(elapsed, key=lambda s: abs(s - step))  # the log row at (or next to) the checkpoint's step
@@ -27,16 +28,18 @@ def points(run: Path) -> list[tuple[int, float, dict]]:
 
 
 def main() -> None:
-    runs = [Path(a) for a in sys.argv[1:]]
+    # RUN or LABEL=RUN
+    runs = [(a.split("=", 1) if "=" in a else (Path(a).name, a)) for a in sys.argv[1:]]
+    runs = [(label, Path(path)) for label, path in runs]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
     print("| recipe | step | training minutes | recognisable | FID | FID floor |\n|---|---|---|---|---|---|")
-    for run in runs:
+    for label, run in runs:
         pts = points(run)
         for step, minutes, r in pts:
-            print(f"| {run.name} | {step} | {minutes:.1f} | {100 * r['recognisable']:.1f} % | {r['fid']:.2f} | "
+            print(f"| {label} | {step} | {minutes:.1f} | {100 * r['recognisable']:.1f} % | {r['fid']:.2f} | "
                   f"{r['fid_floor']:.2f} |")
-        ax1.plot([p[1] for p in pts], [100 * p[2]["recognisable"] for p in pts], "o-", label=run.name)
-        ax2.plot([p[1] for p in pts], [p[2]["fid"] for p in pts], "o-", label=run.name)
+        ax1.plot([p[1] for p in pts], [100 * p[2]["recognisable"] for p in pts], "o-", label=label)
+        ax2.plot([p[1] for p in pts], [p[2]["fid"] for p in pts], "o-", label=label)
     if runs and pts:
         ax1.axhline(100 * pts[-1][2]["recognisable_floor"], ls="--", c="k", lw=0.8, label="real images")
         ax2.axhline(pts[-1][2]["fid_floor"], ls="--", c="k", lw=0.8, label="floor (real vs real)")

@@ -23,4 +23,4 @@ for recipe in preset examples; do
     $G eval "$run" --checkpoint "$step" --n "$n" --metrics fid,recognisable > /dev/null 2>> "$out/eval.log"
   done
 done
-.venv/bin/python benchmarks/time_to_quality.py "$out"/preset "$out"/examples
+.venv/bin/python benchmarks/time_to_quality.py "mnist preset=$out/preset" "pytorch/examples recipe=$out/examples"
