@@ -27,7 +27,7 @@ import soundfile
 import torch
 from scipy.signal import resample_poly
 
-from gankit.data.dataset import Dataset, split_indices
+from gankit.data.dataset import Dataset, labelled_files, split_indices
 from gankit.errors import UserError
 
 log = logging.getLogger("gankit")
@@ -169,16 +169,7 @@ def read_clips(files: list[str], sample_rate: int, length: int) -> tuple[torch.T
 
 def list_files(root: Path) -> tuple[list[str], list[int] | None, list[str]]:
     """The sound files under root, sorted; their labels when every file sits in one of >= 2 top-level sub-folders."""
-    if not root.is_dir():
-        raise UserError(f"data: folder {root} does not exist (data: audio:PATH needs a folder of sound files)")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-    if not files:
-        raise UserError(f"data: no sound files under {root} (looked for {', '.join(AUDIO_EXTENSIONS)})")
-    rel = [p.relative_to(root).parts for p in files]
-    classes = sorted({parts[0] for parts in rel if len(parts) > 1})
-    labelled = len(classes) >= 2 and all(len(parts) > 1 for parts in rel)
-    index = {c: i for i, c in enumerate(classes)}
-    return [str(p) for p in files], ([index[p[0]] for p in rel] if labelled else None), (classes if labelled else [])
+    return labelled_files(root, AUDIO_EXTENSIONS, "sound files", "data: audio:PATH needs a folder of sound files")
 
 
 def _dataset(name: str, where: str, files: list[str], labels: list[int] | None, classes: list[str],

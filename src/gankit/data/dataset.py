@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -105,3 +106,20 @@ def holdout_indices(n: int, holdout: int) -> tuple[torch.Tensor, torch.Tensor]:
         raise UserError(f"holdout: {holdout} is more than the {len(held)} examples the metrics classifier holds out "
                         f"of these {n}; use at most {len(held)}")
     return torch.cat([train, held[holdout:]]), held[:holdout]
+
+
+def labelled_files(root: Path, extensions, what: str, usage: str) -> tuple[list[str], list[int] | None, list[str]]:
+    """The files under root with one of `extensions`, sorted; their labels and the class names when every file sits
+    in one of >= 2 top-level sub-folders (else None and []). `what` names the files in messages ("images"), `usage`
+    says what the data field needs ("folder:PATH needs a folder of images")."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"data: folder {root} does not exist ({usage})")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+    if not files:
+        raise UserError(f"data: no {what} under {root} (looked for {', '.join(extensions)})")
+    rel = [p.relative_to(root).parts for p in files]
+    classes = sorted({parts[0] for parts in rel if len(parts) > 1})
+    labelled = len(classes) >= 2 and all(len(parts) > 1 for parts in rel)
+    index = {c: i for i, c in enumerate(classes)}
+    return [str(p) for p in files], ([index[p[0]] for p in rel] if labelled else None), (classes if labelled else [])

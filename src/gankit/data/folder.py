@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
+from gankit.data.dataset import labelled_files
 from gankit.data.decode import IMAGE_EXTENSIONS, open_image
 from gankit.errors import UserError
 
@@ -33,17 +34,7 @@ SKIPPED_NAMED = 3           # skipped files named in the warning line before the
 
 def list_files(root: Path) -> tuple[list[str], list[int] | None, list[str]]:
     """The image files under root, sorted; their labels when every file sits in one of >= 2 top-level sub-folders."""
-    if not root.is_dir():
-        raise UserError(f"data: folder {root} does not exist (data: folder:PATH needs a folder of images)")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise UserError(f"data: no images under {root} (looked for {', '.join(IMAGE_EXTENSIONS)})")
-    rel = [p.relative_to(root).parts for p in files]
-    classes = sorted({parts[0] for parts in rel if len(parts) > 1})
-    labelled = len(classes) >= 2 and all(len(parts) > 1 for parts in rel)
-    index = {c: i for i, c in enumerate(classes)}
-    labels = [index[parts[0]] for parts in rel] if labelled else None
-    return [str(p) for p in files], labels, classes if labelled else []
+    return labelled_files(root, IMAGE_EXTENSIONS, "images", "data: folder:PATH needs a folder of images")
 
 
 @dataclass
