@@ -148,7 +148,12 @@ def _from_checkpoint(saved: checkpoint.Saved, device, weights: str) -> Sampler:
     why_not = ("the run's task is not gan" if saved.task != "gan" else
                "its D normalises by a reference batch (d_norm virtual_batch)" if cfg.get("d_norm") == "virtual_batch"
                else "the checkpoint holds no D" if "D" not in saved.state else None)
-    D = None if why_not else saved.discriminator().to(device)
+    D = None
+    if why_not is None:
+        try:  # a damaged D takes the guides away, not plain sampling
+            D = saved.discriminator().to(device)
+        except UserError as e:
+            why_not = str(e).replace("checkpoint: ", "", 1)
     guide = cfg.get("guide", "none")
     return Sampler(G, cfg["prior"], saved.class_names,
                    {"config": cfg, "step": saved.step, "source": str(saved.path), "data": cfg["data"],
