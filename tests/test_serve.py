@@ -376,3 +376,18 @@ def test_the_server_never_loads_the_training_code():
             "'gankit.guard') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+@pytest.mark.parametrize("config", [{"task": "predict", "model": "unet", "data": "moving-mnist"},
+                                    {"task": "gan", "model": "wavegan", "data": "fsdd"},
+                                    {"task": "gan", "model": "specgan", "data": "fsdd"}])
+def test_runs_that_make_no_images_get_their_run_page_only(config, tmp_path):
+    """Recordings and frame sequences have no image explorer: no tools, and asking for samples is a 4xx-worthy
+    UserError that says so, before any model is loaded."""
+    from gankit.errors import UserError
+    from gankit.serve.runs import Run
+
+    run = Run("r", tmp_path, "run", config)
+    assert run.apps() == []
+    with pytest.raises(UserError, match="makes no images; it has no images to explore"):
+        run.sampler()

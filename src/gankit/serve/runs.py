@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from gankit import checkpoint, explore
+from gankit import checkpoint, explore, registry
 from gankit.apps import classify, inpaint, upscale
 from gankit.config import POINT_DATASETS
 from gankit.errors import UserError
@@ -65,11 +65,18 @@ class Run:
     def points(self) -> bool:
         return self.config.get("data") in POINT_DATASETS
 
+    @property
+    def images(self) -> bool:
+        """Whether G makes images: not recordings (wavegan, specgan) nor frame sequences (task predict), whose
+        runs get their run page only."""
+        model = registry.MODELS.get(self.config.get("model", "dcgan"))
+        return self.task in ("gan", "ssl", "sr") and not (model is not None and model.audio)
+
     def apps(self) -> list[str]:
         """The pages' tools that this run has."""
         if self.task == "sr":
             return ["upscale"]
-        if self.points:
+        if self.points or not self.images:
             return []
         tools = ["explore", "arithmetic"]
         if self.task == "gan" and self.kind == "run":
@@ -99,7 +106,8 @@ class Run:
         """The run's Sampler, with the averaged G ("ema", when the run kept one) or the trained G ("raw")."""
         if "explore" not in self.apps():
             raise UserError(f"serve: {self.id} is a run of task {self.task}"
-                            + (" on 2-D points" if self.points else "") + "; it has no images to explore")
+                            + (" on 2-D points" if self.points else "" if self.images else " that makes no images")
+                            + "; it has no images to explore (its run page shows its curves and evaluations)")
         if weights != "ema" and weights not in self.weights():
             raise UserError(f"weights: {weights!r} is not one of {', '.join(self.weights())} for {self.id}")
 
