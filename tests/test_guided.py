@@ -196,3 +196,13 @@ def test_eval_with_a_guide_writes_its_own_record_with_the_cost(run, cli):
     plain = json.loads((run / "eval" / "step-0000030.json").read_text())
     assert plain["guide"] == "none" and "guide_cost" not in plain
     assert plain["results"]["fid"] != record["results"]["fid"]
+
+
+def test_a_config_guide_needs_a_d_that_scores_single_samples():
+    from gankit import config
+
+    assert config.load(None, {"guide": "ddls"}).guide == "ddls"
+    for bad in ({"guide": "drs", "d_norm": "virtual_batch"},
+                {"guide": "mh", "task": "sr", "model": "srresnet", "img_size": 16, "holdout": 10}):
+        with pytest.raises(ConfigError, match="guide: D-guided sampling needs a run of task gan"):
+            config.load(None, bad)
