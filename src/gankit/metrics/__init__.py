@@ -59,7 +59,10 @@ class EvalContext:
         """n generated samples (CPU) and their labels, the same for every metric of this evaluation."""
         if "fake" not in self.cache:
             gen = torch.Generator().manual_seed(self.seed)
-            self.cache["fake"] = self.sampler(self.n, generator=gen, guide=self.guide, truncation=self.truncation)
+            # the options only when set: any sampler callable as sampler(n, generator=...) can be scored
+            options = {k: v for k, v in (("guide", self.guide), ("truncation", self.truncation))
+                       if v != {"guide": "none", "truncation": 1.0}[k]}
+            self.cache["fake"] = self.sampler(self.n, generator=gen, **options)
             cost = getattr(self.sampler, "last_cost", None)
             if cost is not None:
                 self.cache["guide_cost"] = cost.summary()
