@@ -168,6 +168,9 @@ SRC = str(Path(gankit.__file__).resolve().parents[1])
 #            record's (step 15)
 TRAINER = """
 import json, multiprocessing, os, signal, sys, time
+# Ctrl-C as a terminal delivers it: a child inherits an ignored SIGINT from whatever started it (a test runner whose
+# earlier tests set it so), and Python then never raises KeyboardInterrupt; a shell gives the default handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from gankit import checkpoint
 from gankit.data import stream
 from gankit.tasks.gan import GANTrainer
