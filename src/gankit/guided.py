@@ -232,30 +232,32 @@ def _mh(sampler, critic, n, labels, generator, truncation, opt: Options):
     start = torch.randint(len(real_s), (n,), generator=generator)
     if y is not None and real_y is not None:                          # start each chain at a real image of its class
         start = _same_class(real_y, y, generator, start)
-    s_cur = real_s[start].clone()
-    x_cur, moved = None, torch.zeros(n, dtype=torch.bool)
-    accepted = 0
-    for step in range(opt.mh_steps):
-        x_new = sampler.decode(sampler.z(n, generator, truncation), y)
-        s_new = critic.scores(x_new, y)
-        take = _uniform(n, generator) < torch.exp((s_new - s_cur).clamp(max=0))
-        x_cur = torch.empty_like(x_new) if x_cur is None else x_cur
-        x_cur[take], s_cur[take] = x_new[take], s_new[take]
-        moved |= take
-        accepted += int(take.sum())
+    x_cur, moved = _chain(sampler, critic, None, real_s[start].clone(), y, opt.mh_steps, generator, truncation)
+    accepted = int(moved.sum())
+    moved = moved.any(0)
     restarts = int((~moved).sum())
     if restarts:  # chains still at their real image start again from a G sample (Turner et al.)
         idx = (~moved).nonzero().squeeze(1)
         yr = None if y is None else y[idx]
         x_r = sampler.decode(sampler.z(len(idx), generator, truncation), yr)
-        s_r = critic.scores(x_r, yr)
-        for step in range(opt.mh_steps):
-            x_new = sampler.decode(sampler.z(len(idx), generator, truncation), yr)
-            s_new = critic.scores(x_new, yr)
-            take = _uniform(len(idx), generator) < torch.exp((s_new - s_r).clamp(max=0))
-            x_r[take], s_r[take] = x_new[take], s_new[take]
-        x_cur[idx] = x_r
+        x_cur[idx], _ = _chain(sampler, critic, x_r, critic.scores(x_r, yr), yr, opt.mh_steps, generator, truncation)
     return x_cur, {"acceptance": round(accepted / (n * opt.mh_steps), 4), "restarts": restarts}
+
+
+def _chain(sampler, critic, x_cur, s_cur, y, steps, generator, truncation):
+    """`steps` independence proposals from G for each of len(s_cur) chains at scores s_cur (their samples x_cur, or
+    None for chains that start at real images); returns the last states and which proposals were taken
+    (steps, n)."""
+    n = len(s_cur)
+    taken = []
+    for _ in range(steps):
+        x_new = sampler.decode(sampler.z(n, generator, truncation), y)
+        s_new = critic.scores(x_new, y)
+        take = _uniform(n, generator) < torch.exp((s_new - s_cur).clamp(max=0))
+        x_cur = torch.empty_like(x_new) if x_cur is None else x_cur
+        x_cur[take], s_cur[take] = x_new[take], s_new[take]
+        taken.append(take)
+    return x_cur, torch.stack(taken)
 
 
 def _same_class(real_y: torch.Tensor, y: torch.Tensor, generator, start: torch.Tensor) -> torch.Tensor:
