@@ -240,3 +240,35 @@ def test_audio_metrics_tell_an_untrained_g_from_the_real_floor():
     assert res["is_floor"] > 4 > res["is"] >= 1
     assert res["recognisable_floor"] > 0.5 > res["recognisable"]
     assert res["fd"] > 10 * res["fd_floor"]
+
+
+def test_the_report_plays_the_latest_clips_and_interpolation_is_heard(tones, tmp_path, cli):
+    code, out, err = cli("train", "--data", f"audio:{tones}", "--model", "specgan", *TINY, "--img_size", "32",
+                         "--steps", "4", "--cond", "concat", "--out", tmp_path / "runs", "--name", "r")
+    assert code == 0, err
+    run = tmp_path / "runs" / "r"
+    latest = run / "samples" / "clips" / "step-0000004"
+    wavs = sorted(latest.glob("*.wav"))
+    assert len(wavs) == audio.TB_CLIPS and all(w.with_suffix(".png").is_file() for w in wavs)
+    info = soundfile.info(str(wavs[0]))
+    assert info.samplerate == 8000 and info.frames == 1024
+    code, out, err = cli("report", run)
+    assert code == 0, err
+    page = (run / "report.html").read_text()
+    players = page.count("<audio controls")
+    assert players == audio.TB_CLIPS and "step 4" in page.split("<h2>Listen</h2>")[1]
+    assert "data:audio/wav;base64," + __import__("base64").b64encode(wavs[0].read_bytes()).decode() in page
+    assert "<figcaption>tone0</figcaption>" in page                   # each clip titled by the class it was asked
+
+    code, out, err = cli("interpolate", run, "--paths", "2", "--steps", "3", "--out", tmp_path / "walk")
+    assert code == 0, err
+    walk = tmp_path / "walk"
+    steps = [soundfile.read(str(walk / "path-01" / f"{s:02d}.wav"), dtype="float32") for s in range(3)]
+    assert all(rate == 8000 and len(w) == 1024 for w, rate in steps)
+    assert not np.allclose(steps[0][0], steps[2][0], atol=1e-3)          # the endpoints are different sounds
+    joined, rate = soundfile.read(str(walk / "path-01.wav"), dtype="float32")
+    gap = int(audio.GAP_S * 8000)
+    assert len(joined) == 3 * (1024 + gap) and np.allclose(joined[1024 + gap: 2 * 1024 + gap], steps[1][0], atol=1e-4)
+    saved = np.load(walk / "interpolation.npz")
+    assert saved["audio"].shape == (3, 2, 1024) and saved["z"].shape == (3, 2, 8) and int(saved["sample_rate"]) == 8000
+    assert (walk / "interpolation.png").stat().st_size > 1000

@@ -8,6 +8,8 @@ works on those.
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +40,20 @@ def waveforms(G: torch.nn.Module, x: torch.Tensor, batch_size: int = 256) -> tor
 
 def write_wav(path: Path, wave: torch.Tensor | np.ndarray, sample_rate: int) -> Path:
     """One clip (T,) in [-1, 1] as 16-bit PCM .wav."""
-    w = np.asarray(wave, dtype=np.float32).clip(-1, 1)   # tanh's output already lies in [-1, 1]
-    soundfile.write(str(path), w, sample_rate, subtype="PCM_16", format="WAV")
+    _write_wav(str(path), wave, sample_rate)
     return Path(path)
+
+
+def wav_bytes(wave: torch.Tensor | np.ndarray, sample_rate: int) -> bytes:
+    """One clip (T,) in [-1, 1] as the bytes of the .wav file `write_wav` writes (what a page's player plays)."""
+    buf = io.BytesIO()
+    _write_wav(buf, wave, sample_rate)
+    return buf.getvalue()
+
+
+def _write_wav(target, wave, sample_rate: int) -> None:
+    w = np.asarray(wave, dtype=np.float32).clip(-1, 1)   # tanh's output already lies in [-1, 1]
+    soundfile.write(target, w, sample_rate, subtype="PCM_16", format="WAV")
 
 
 def log_spectrogram(wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -51,16 +64,45 @@ def log_spectrogram(wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
     return 20 * torch.log10(mag.clamp_min(10 ** (-DB_RANGE / 20)))
 
 
+def spectrogram_image(wave: torch.Tensor, sample_rate: int, height: int = 96) -> Image.Image:
+    """One clip's spectrogram (time across, low frequencies at the bottom) as an RGB image in the sheets' colour map,
+    `height` pixels tall and as wide as the clip has frames (at least `height`)."""
+    import matplotlib
+
+    spec = log_spectrogram(torch.as_tensor(wave), sample_rate).numpy()[::-1]             # (F, frames), top = high
+    level = ((spec + DB_RANGE) / DB_RANGE).clip(0, 1)
+    rgb = (matplotlib.colormaps["magma"](level)[..., :3] * 255).astype(np.uint8)
+    im = Image.fromarray(rgb)
+    return im.resize((max(height, im.width), height), Image.Resampling.BILINEAR)
+
+
+def save_clips(waves: torch.Tensor, sample_rate: int, folder: Path, titles: list[str] | None = None) -> list[Path]:
+    """folder/NN.wav and folder/NN.png (its spectrogram), one pair per clip, and folder/clips.json (the titles, e.g.
+    the class each clip was asked to be): what the HTML report plays."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, wave in enumerate(waves):
+        wav = folder / f"{i:02d}.wav"
+        paths.append(outputs.write_atomic(wav, lambda tmp: write_wav(tmp, wave.numpy(), sample_rate)))
+        outputs.write_atomic(folder / f"{i:02d}.png",
+                             lambda tmp: spectrogram_image(wave, sample_rate).save(tmp, format="PNG"))
+    record = {"sample_rate": int(sample_rate), "titles": titles or [str(i) for i in range(len(paths))]}
+    outputs.write_atomic(folder / "clips.json", lambda tmp: Path(tmp).write_text(json.dumps(record)))
+    return paths
+
+
 def save_sheet(waves: torch.Tensor, sample_rate: int, path: Path, titles: list[str] | None = None,
-               heading: str = "") -> Path:
-    """A PNG of the clips' spectrograms (time across, frequency up, 8 to a row), each titled (e.g. by class)."""
+               heading: str = "", columns: int = SHEET_COLUMNS) -> Path:
+    """A PNG of the clips' spectrograms (time across, frequency up, `columns` to a row), each titled (e.g. by
+    class)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = waves.shape[0]
-    cols = min(SHEET_COLUMNS, n)
+    cols = min(columns, n)
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.4 * rows + 0.4), dpi=90, squeeze=False)
     seconds, top = waves.shape[-1] / sample_rate, sample_rate / 2000
@@ -98,11 +140,19 @@ def add_audio(rec, tag: str, waves: torch.Tensor, step: int, sample_rate: int) -
     writer.add_audio(tag, joined.clamp(-1, 1)[None], step, sample_rate=sample_rate)
 
 
+def clips_folder(run_dir: Path, step: int) -> Path:
+    """samples/clips/step-NNNNNNN/: the first clips of that step's sheet, to listen to."""
+    return Path(run_dir) / "samples" / "clips" / f"step-{step:07d}"
+
+
 def save_pictures(waves: torch.Tensor, labels: torch.Tensor | None, class_names: list[str], sample_rate: int,
                   run_dir: Path, step: int, rec=None) -> Path:
-    """samples/step-NNNNNNN.png, a spectrogram sheet of the fixed noise's clips, and the clips in TensorBoard."""
+    """samples/step-NNNNNNN.png, a spectrogram sheet of the fixed noise's clips, the first TB_CLIPS of them as .wav
+    files with their spectrograms (clips_folder), and the clips in TensorBoard."""
     path = Path(run_dir) / "samples" / f"step-{step:07d}.png"
-    save_sheet(waves, sample_rate, path, titles(labels, class_names), f"step {step}")
+    names = titles(labels, class_names)
+    save_sheet(waves, sample_rate, path, names, f"step {step}")
+    save_clips(waves[:TB_CLIPS], sample_rate, clips_folder(run_dir, step), names and names[:TB_CLIPS])
     if rec is not None:
         rec.image("samples", path, step)
         add_audio(rec, "samples", waves, step, sample_rate)

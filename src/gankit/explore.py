@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit import outputs, registry, viz
+from gankit import audio, outputs, registry, viz
 from gankit.errors import UserError
 from gankit.latent import interpolate, lerp, project_to_sphere, slerp
 from gankit.sample import Sampler
@@ -65,7 +65,9 @@ def save_sheet(sampler: Sampler, n: int, seed: int, out: Path, truncation: float
 class Interpolation:
     z: torch.Tensor               # (steps, paths, z_dim); z[0] and z[-1] are the endpoints
     labels: torch.Tensor | None   # (paths,): one class per path, fixed along it
-    images: torch.Tensor          # (steps, paths, C, H, W)
+    images: torch.Tensor          # (steps, paths, C, H, W), or G's raw output for an audio G
+    waves: torch.Tensor | None = None   # (steps, paths, T) in [-1, 1]: an audio G's clips along each path
+    sample_rate: int | None = None
 
 
 def interpolation(sampler: Sampler, paths: int = 8, steps: int = 10, seed: int = 0, cls: int | None = None,
@@ -89,12 +91,19 @@ def interpolation(sampler: Sampler, paths: int = 8, steps: int = 10, seed: int =
         labels = torch.full((paths,), cls) if cls is not None else torch.arange(paths) % sampler.c_dim
     flat_y = None if labels is None else labels.repeat(steps)                           # (steps * paths,)
     images = sampler.decode(z.reshape(-1, z.shape[-1]), flat_y)
-    return Interpolation(z, labels, images.view(steps, paths, *images.shape[1:]))
+    interp = Interpolation(z, labels, images.view(steps, paths, *images.shape[1:]))
+    if audio.is_audio(sampler.G):
+        interp.waves = audio.waveforms(sampler.G, images).view(steps, paths, -1)
+        interp.sample_rate = int(sampler.G.sample_rate)
+    return interp
 
 
 def save_interpolation(interp: Interpolation, out_dir: Path, force: bool = False) -> tuple[Path, Path, Path]:
     """out_dir/interpolation.png (one row per path, the endpoints in the first and last column),
-    interpolation.gif (all paths at once, moving along them and back) and interpolation.npz (z, labels)."""
+    interpolation.gif (all paths at once, moving along them and back) and interpolation.npz (z, labels).
+    An audio G's paths are heard instead (save_interpolation_clips)."""
+    if interp.waves is not None:
+        return save_interpolation_clips(interp, out_dir, force)
     out_dir = Path(out_dir)
     png, gif, npz = (out_dir / f"interpolation.{ext}" for ext in ("png", "gif", "npz"))
     outputs.check_new("interpolate", png, gif, npz, force=force)
@@ -108,6 +117,35 @@ def save_interpolation(interp: Interpolation, out_dir: Path, force: bool = False
         arrays["labels"] = interp.labels.numpy()
     outputs.write_atomic(npz, lambda tmp: np.savez_compressed(tmp, **arrays))
     return png, gif, npz
+
+
+def save_interpolation_clips(interp: Interpolation, out_dir: Path, force: bool = False) -> tuple[Path, ...]:
+    """An audio G's paths: out_dir/path-PP/SS.wav, the clip at each step; out_dir/path-PP.wav, the steps one after
+    another with short silences between them (a walk to listen to); interpolation.png, a spectrogram sheet with a
+    row per path; interpolation.npz (z, labels, audio (steps, paths, T) float32, sample_rate)."""
+    out_dir, rate = Path(out_dir), int(interp.sample_rate)
+    steps, paths = interp.waves.shape[:2]
+    clips = [out_dir / f"path-{p:02d}" / f"{s:02d}.wav" for p in range(paths) for s in range(steps)]
+    walks = [out_dir / f"path-{p:02d}.wav" for p in range(paths)]
+    png, npz = out_dir / "interpolation.png", out_dir / "interpolation.npz"
+    outputs.check_new("interpolate", png, npz, *walks, *clips, force=force)
+    for folder in {c.parent for c in clips}:
+        outputs.out_folder("interpolate", folder)
+    gap = torch.zeros(steps, int(audio.GAP_S * rate))
+    for p in range(paths):
+        outputs.write_atomic(walks[p], lambda tmp: audio.write_wav(
+            tmp, torch.cat([interp.waves[:, p], gap], 1).flatten().numpy(), rate))
+        for s in range(steps):
+            wave = interp.waves[s, p].numpy()
+            outputs.write_atomic(clips[p * steps + s], lambda tmp: audio.write_wav(tmp, wave, rate))
+    rows = interp.waves.transpose(0, 1).reshape(steps * paths, -1)                        # path-major
+    names = [f"path {p} step {s}" for p in range(paths) for s in range(steps)]
+    outputs.write_atomic(png, lambda tmp: audio.save_sheet(rows, rate, tmp, names, "interpolation", columns=steps))
+    arrays = {"z": interp.z.numpy(), "audio": interp.waves.numpy().astype(np.float32), "sample_rate": np.int64(rate)}
+    if interp.labels is not None:
+        arrays["labels"] = interp.labels.numpy()
+    outputs.write_atomic(npz, lambda tmp: np.savez_compressed(tmp, **arrays))
+    return png, npz, *walks
 
 
 # ------------------------------------------------------------------------------------------------------------------

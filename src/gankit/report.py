@@ -352,6 +352,31 @@ def _pictures(run_dir: Path) -> list[str]:
                   for s, p in grids]
     else:
         parts.append("<p>No sample grids in samples/ yet.</p>")
+    return parts + _clips(run_dir / "samples" / "clips")
+
+
+def _clips(folder: Path) -> list[str]:
+    """An audio run's latest clips (samples/clips/step-NNNNNNN/, as gankit.audio.save_clips writes them): a player
+    per clip under its spectrogram, both embedded so that the page stays one file."""
+    steps = sorted(d for d in folder.glob("step-*") if d.is_dir() and (d / "clips.json").is_file())
+    if not steps:
+        return []
+    latest = steps[-1]
+    try:
+        titles = json.loads((latest / "clips.json").read_text()).get("titles", [])
+    except (OSError, ValueError, AttributeError):
+        titles = []
+    wavs = sorted(latest.glob("[0-9][0-9].wav"))
+    step = int(latest.name.removeprefix("step-")) if latest.name.removeprefix("step-").isdigit() else latest.name
+    parts = [f"<h2>Listen</h2><p>The first {len(wavs)} clips of the samples at step {step}, from the same fixed "
+             "noise as the sheets above.</p>"]
+    for i, wav in enumerate(wavs):
+        title = str(titles[i]) if i < len(titles) else wav.stem
+        png = wav.with_suffix(".png")
+        picture = _img(png.read_bytes(), f"spectrogram of {title}") + "<br>" if png.is_file() else ""
+        sound = base64.b64encode(wav.read_bytes()).decode()
+        parts.append(f'<figure>{picture}<audio controls preload="none" src="data:audio/wav;base64,{sound}"></audio>'
+                     f"<figcaption>{html.escape(title)}</figcaption></figure>")
     return parts
 
 
