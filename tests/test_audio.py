@@ -160,6 +160,16 @@ def test_wavegan_shapes_and_its_d_shuffles_phase():
     assert G2.sample_rate == 8000 and G2.state_dict().keys() == G.state_dict().keys()
 
 
+def test_wavegan_d_starts_able_to_see_its_input():
+    """D's logits on noise vary with the input from the start: with DCGAN's N(0, 0.02) they were about 1e-4 in
+    spread (a blind D that stayed at D(x) = D(G(z)) = 0.5 for a whole run)."""
+    torch.manual_seed(0)
+    D = wavegan.Discriminator(audio_length=4096, width=16).eval()
+    assert D(torch.randn(64, 1, 4096) * 0.1).std() > 1e-3
+    G = wavegan.Generator(z_dim=64, audio_length=4096, width=16, c_dim=10)
+    assert G.embed.weight.std() > 0.5                           # a label is as loud as z in G's input
+
+
 def test_specgan_spectrogram_inverts_to_the_same_sound():
     """A 1 kHz tone through the spectrogram and Griffin-Lim: the same frequency, and nearly the same spectrogram."""
     spec = specgan.Spectrogram(64, 4096)
