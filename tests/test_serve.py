@@ -378,16 +378,208 @@ def test_the_server_never_loads_the_training_code():
     assert out.strip() == "[]", out
 
 
-@pytest.mark.parametrize("config", [{"task": "predict", "model": "unet", "data": "moving-mnist"},
-                                    {"task": "gan", "model": "wavegan", "data": "fsdd"},
-                                    {"task": "gan", "model": "specgan", "data": "fsdd"}])
-def test_runs_that_make_no_images_get_their_run_page_only(config, tmp_path):
-    """Recordings and frame sequences have no image explorer: no tools, and asking for samples is a 4xx-worthy
-    UserError that says so, before any model is loaded."""
-    from gankit.errors import UserError
+@pytest.mark.parametrize("config,apps", [({"task": "predict", "model": "unet", "data": "moving-mnist"}, ["futures"]),
+                                         ({"task": "gan", "model": "wavegan", "data": "fsdd"}, ["explore"]),
+                                         ({"task": "gan", "model": "specgan", "data": "fsdd"}, ["explore"]),
+                                         ({"task": "gan", "model": "mlp", "data": "ring"}, ["scatter"])])
+def test_each_kind_of_run_gets_its_tools_before_any_model_is_loaded(config, apps, tmp_path):
+    """Recordings are explored without the arithmetic, 2-D points get a scatter plot, predict runs their futures;
+    a predict run has no sampler, a UserError (a 4xx) that says so."""
     from gankit.serve.runs import Run
 
     run = Run("r", tmp_path, "run", config)
-    assert run.apps() == []
-    with pytest.raises(UserError, match="makes no images; it has no images to explore"):
-        run.sampler()
+    assert run.apps() == apps
+    if config["task"] == "predict":
+        with pytest.raises(UserError, match="predicts frames; it has no samples to explore"):
+            run.sampler()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# runs that make recordings, frame sequences and 2-D points
+
+AUDIO = ["--sample_rate", "8000", "--audio_length", "1024", "--z_dim", "8", "--g_width", "4", "--d_width", "4",
+         "--batch_size", "6", "--log_every", "1", "--sample_every", "2", "--ckpt_every", "0", "--no-progress"]
+# test_predict's tiny predictor; 150 steps, so that its futures depend on z (an untrained one copies the last frame)
+PREDICT = ["--task", "predict", "--model", "unet", "--data", "moving-mnist", "--img_size", "16", "--digits", "1",
+           "--frames", "6", "--context", "2", "--horizon", "2", "--n_points", "512", "--holdout", "48", "--z_dim", "4",
+           "--g_width", "8", "--d_width", "8", "--batch_size", "16", "--g_lr", "0.002", "--d_lr", "0.001",
+           "--adv_weight", "0.1", "--l1_weight", "10", "--log_every", "50", "--sample_every", "1000",
+           "--ckpt_every", "0", "--precision", "fp32", "--no-progress", "--steps", "150"]
+POINTS = ["--data", "ring", "--model", "mlp", "--z_dim", "2", "--g_width", "8", "--d_width", "8", "--batch_size", "32",
+          "--steps", "10", "--log_every", "5", "--sample_every", "10", "--ckpt_every", "0", "--eval_every", "0",
+          "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def others(tmp_path_factory, one_thread):
+    """A conditional WaveGAN on three classes of tones, a predictor on moving digits (made of the embedded digits,
+    as tests/test_predict.py makes them, for training and serving alike) and an MLP GAN on the ring."""
+    from gankit.data import images as image_data, moving
+
+    root = tmp_path_factory.mktemp("others")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(moving, "mnist_digits", lambda data_dir: image_data.load_digits(28, 1))
+        train_others(root)
+        yield root / "runs"
+
+
+def train_others(root: Path) -> None:
+    """root/runs/wav, pred and ring (with moving.mnist_digits patched by the caller)."""
+    import soundfile
+
+    for c, freq in enumerate((300, 600, 900)):
+        (root / "tones" / f"tone{c}").mkdir(parents=True)
+        for i in range(6):
+            t = np.arange(1600) / 8000
+            soundfile.write(str(root / "tones" / f"tone{c}" / f"{i}.wav"),
+                            (0.5 * np.sin(2 * np.pi * freq * (1 + 0.01 * i) * t)).astype(np.float32), 8000)
+    for name, flags in (("wav", ["--data", f"audio:{root / 'tones'}", "--model", "wavegan", *AUDIO, "--cond",
+                                 "concat", "--steps", "2"]), ("pred", PREDICT), ("ring", POINTS)):
+        assert main(["train", *flags, "--out", str(root / "runs"), "--name", name]) == 0
+
+
+@pytest.fixture(scope="module")
+def other(others):
+    return TestClient(make_app(open_runs([others / n for n in ("wav", "pred", "ring")])), raise_server_exceptions=False)
+
+
+def wav(url: str) -> tuple[np.ndarray, int]:
+    import soundfile
+
+    assert url.startswith("data:audio/wav;base64,")
+    return soundfile.read(io.BytesIO(base64.b64decode(url.partition(",")[2])), dtype="float32")
+
+
+def gif(url: str) -> Image.Image:
+    assert url.startswith("data:image/gif;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2])))
+
+
+def test_recordings_are_heard_as_gankit_sample_writes_them_and_seen_as_spectrograms(other, others, tmp_path):
+    from gankit import audio
+
+    info = other.get("/api/runs/wav").json()
+    assert (info["apps"], info["makes"], info["sample_rate"], info["audio_length"], info["c_dim"]) == \
+        (["explore"], "audio", 8000, 1024, 3)
+    got = post(other, "wav", "samples", {"n": 3, "seed": 2, "cls": 1})["samples"]
+    assert [g["label"] for g in got] == [1, 1, 1]
+    s = sampler_of(other, "wav")
+    z, labels, _ = explore.sheet(s, 3, 2, cls=1)
+    waves = audio.waveforms(s.G, s.decode(z, labels))                        # (3, 1024)
+    for g, w in zip(got, waves):
+        clip, rate = wav(g["audio"])
+        assert rate == 8000 and clip.shape == (1024,)
+        assert np.abs(clip - w.numpy()).max() <= 1 / 32767 + 1e-6            # 16-bit PCM of the same clip
+        assert np.array_equal(pixels(g["image"]), np.asarray(audio.spectrogram_image(w, 8000)))
+    assert main(["sample", str(others / "wav"), "--seed", "2", "--n", "3", "--class", "1", "--out",
+                 str(tmp_path / "clips")]) == 0
+    files = sorted((tmp_path / "clips").glob("*.wav"))
+    assert [base64.b64decode(g["audio"].partition(",")[2]) for g in got] == [f.read_bytes() for f in files]
+    other_class = post(other, "wav", "samples", {"n": 3, "seed": 2, "cls": 2})["samples"]
+    assert other_class[0]["z"] == got[0]["z"] and not np.array_equal(wav(other_class[0]["audio"])[0],
+                                                                     wav(got[0]["audio"])[0])
+
+
+def test_a_slider_move_and_a_path_change_the_recording(other):
+    g0, g1 = post(other, "wav", "samples", {"n": 2, "seed": 0})["samples"]
+    still = post(other, "wav", "decode", {"z": g0["z"], "label": g0["label"], "amounts": [0] * 8})
+    assert np.array_equal(wav(still["audio"])[0], wav(g0["audio"])[0])
+    moved = post(other, "wav", "decode", {"z": g0["z"], "label": g0["label"], "amounts": [2.5] + [0] * 7})
+    assert not np.array_equal(wav(moved["audio"])[0], wav(g0["audio"])[0])
+    assert not np.array_equal(pixels(moved["image"]), pixels(g0["image"]))
+    start, half = (post(other, "wav", "between", {"a": g0, "b": g1, "t": t}) for t in (0, 0.5))
+    assert np.array_equal(wav(start["audio"])[0], wav(g0["audio"])[0])
+    assert not np.array_equal(wav(half["audio"])[0], wav(g0["audio"])[0])
+
+
+def test_futures_of_a_held_out_sequence_are_gankit_predicts(other, others, tmp_path):
+    import gankit
+
+    info = other.get("/api/runs/pred").json()
+    assert (info["apps"], info["context"], info["horizon"], info["held_out"]) == (["futures"], 2, 2, 48)
+    a = post(other, "pred", "futures", {"index": 0, "k": 3, "seed": 1})
+    assert a["shape"] == [3, 2, 1, 16, 16] and len(a["futures"]) == 3 and a["source"] == "heldout"
+    for url in a["futures"] + [a["truth"]]:
+        im = gif(url)
+        assert im.n_frames == 4 and im.size == (68, 68)                      # 2 + 2 frames of 16 px shown x4
+    assert gif(a["context"]).n_frames == 2 and gif(a["gif"]).size == (4 * 68, 68)   # the truth and 3 futures
+    gankit.predict(others / "pred", "heldout", 3, tmp_path / "f", n=1, seed=1)
+    assert base64.b64decode(a["gif"].partition(",")[2]) == (tmp_path / "f" / "seq-0000.gif").read_bytes()
+    again, b = (post(other, "pred", "futures", {"index": 0, "k": 3, "seed": s}) for s in (1, 2))
+    assert again["futures"] == a["futures"] and b["futures"] != a["futures"] and b["truth"] == a["truth"]
+    assert post(other, "pred", "futures", {"index": 5, "k": 3, "seed": 1})["truth"] != a["truth"]
+
+
+def test_futures_of_an_uploaded_context(other):
+    frames = (np.random.default_rng(0).random((2, 5, 16, 16)) * 255).astype(np.uint8)
+    got = post(other, "pred", "futures", {"context": npz_url(frames=frames), "index": 1, "k": 2})
+    assert got["source"] == "upload" and got["truth"] is None and got["shape"] == [2, 2, 1, 16, 16]
+    shown = np.asarray(gif(got["context"]).convert("L"))[2:-2, 2:-2][::4, ::4]   # the first context frame, x4
+    assert np.abs(shown.astype(int) - frames[1, -2]).max() <= 1                  # the upload's last 2 frames
+
+
+def test_points_get_the_runs_scatter_plot_of_a_seed(other):
+    info = other.get("/api/runs/ring").json()
+    assert info["apps"] == ["scatter"] and info["makes"] == "points"
+    a, again, b = (post(other, "ring", "scatter", {"n": 300, "seed": s}) for s in (0, 0, 1))
+    assert pixels(a["image"]).shape[:2] == (500, 500)                           # viz.save_scatter's 5 x 5 in
+    assert a["points"] == again["points"] and a["points"] != b["points"] and len(a["points"]) == 300
+    for guide in info["guides"][:1]:
+        got = post(other, "ring", "scatter", {"n": 50, "seed": 0, "guide": guide})
+        assert got["guide"] == guide and len(got["points"]) == 50
+
+
+def npz_url(**arrays) -> str:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return "data:application/octet-stream;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+FRAMES = np.zeros((1, 5, 16, 16), np.uint8)
+
+
+def pickle_bytes() -> bytes:
+    import pickle
+
+    return pickle.dumps({"frames": FRAMES})
+
+
+HOSTILE_OTHERS = [
+    ("pred", "futures", {"index": -1}), ("pred", "futures", {"index": 48}), ("pred", "futures", {"index": "a"}),
+    ("pred", "futures", {"k": 0}), ("pred", "futures", {"k": 17}), ("pred", "futures", {"k": 10**9}),
+    ("pred", "futures", {"seed": -1}),
+    ("pred", "futures", {"context": "@@@@"}), ("pred", "futures", {"context": 5}),
+    ("pred", "futures", {"context": "A" * (3 << 20)}),                                      # over 2 MiB
+    ("pred", "futures", {"context": b64(b"hello, not a zip")}),
+    ("pred", "futures", {"context": b64(pickle_bytes())}),                                   # a bare pickle
+    ("pred", "futures", {"context": npz_url(frames=np.array([FRAMES], dtype=object))}),     # a pickled array
+    ("pred", "futures", {"context": npz_url(frames=np.zeros((300, 20, 64, 64), np.uint8))}),   # 24 MB unzipped
+    ("pred", "futures", {"context": npz_url(frames=FRAMES.astype(np.float32))}),
+    ("pred", "futures", {"context": npz_url(frames=FRAMES[:, :1])}),                        # under the context
+    ("pred", "futures", {"context": npz_url(frames=np.zeros((1, 5, 16, 16, 3), np.uint8))}),   # 3 channels
+    ("pred", "futures", {"context": npz_url(other=FRAMES)}),
+    ("pred", "futures", {"context": npz_url(frames=FRAMES), "index": 1}),
+    ("pred", "samples", {}), ("pred", "scatter", {}), ("pred", "decode", {"z": Z}),
+    ("wav", "arithmetic", {"a": [{"z": Z, "label": 0}], "b": [{"z": Z, "label": 0}], "c": [{"z": Z, "label": 0}]}),
+    ("wav", "samples", {"guide": "drs"}), ("wav", "samples", {"cls": 3}), ("wav", "futures", {}),
+    ("wav", "scatter", {}), ("ring", "samples", {}), ("ring", "scatter", {"n": 10**6}),
+    ("ring", "scatter", {"guide": "sorcery"}), ("ring", "futures", {}),
+]
+
+
+def test_hostile_requests_to_the_new_pages_get_a_4xx_and_change_no_file(others, tmp_path):
+    root = shutil.copytree(others, tmp_path / "copy", ignore=shutil.ignore_patterns("tb"))
+    with pytest.MonkeyPatch.context() as mp:
+        from gankit.data import images as image_data, moving
+
+        mp.setattr(moving, "mnist_digits", lambda data_dir: image_data.load_digits(28, 1))
+        client = TestClient(make_app(open_runs([root / n for n in ("wav", "pred", "ring")])),
+                            raise_server_exceptions=False)
+        before = file_hashes(root)
+        for rid, work, body in HOSTILE_OTHERS:
+            r = client.post(f"/api/runs/{rid}/{work}", json=body)
+            assert 400 <= r.status_code < 500, (rid, work, str(body)[:80], r.status_code, r.text[:200])
+            message = r.json()["error"]
+            assert isinstance(message, str) and message and "Traceback" not in message, (work, message)
+        assert "allow_pickle" in client.post("/api/runs/pred/futures", json=HOSTILE_OTHERS[12][2]).json()["error"]
+    assert file_hashes(root) == before

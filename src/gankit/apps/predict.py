@@ -13,8 +13,10 @@ of one context (0 for a predictor that ignores z).
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import logging
 import zipfile
 from pathlib import Path
 
@@ -27,6 +29,8 @@ from gankit import checkpoint, config as config_mod, outputs
 from gankit.apps.common import check_new_folder, run_arguments, staged_folder
 from gankit.config import argument, clip, path_argument
 from gankit.data.moving import frames_to_stored, sequence_parts
+
+log = logging.getLogger("gankit")
 from gankit.errors import UserError
 from gankit.models.base import eval_mode
 from gankit.models.predict import stack, unstack
@@ -169,10 +173,18 @@ def sequence_frames(past: torch.Tensor, futures: torch.Tensor, truth: torch.Tens
 
 
 def save_gif(frames: list, path: Path, duration_ms: int = 200) -> Path:
-    """Frames (PIL images) as a looping GIF; the last frame is held a little longer."""
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=[duration_ms] * (len(frames) - 1) +
-                   [4 * duration_ms], loop=0)
+    """Frames (PIL images) as a looping GIF; the last frame is held a little longer. path: a file name or a binary
+    file object."""
+    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:],
+                   duration=[duration_ms] * (len(frames) - 1) + [4 * duration_ms], loop=0)
     return path
+
+
+def gif_bytes(frames: list, duration_ms: int = 200) -> bytes:
+    """The bytes of the GIF `save_gif` writes (what a page shows)."""
+    buf = io.BytesIO()
+    save_gif(frames, buf, duration_ms)
+    return buf.getvalue()
 
 
 def sheet(sequences: torch.Tensor, futures: torch.Tensor, context: int, path: Path) -> Path:
@@ -196,8 +208,13 @@ def read_context(path: str, channels: int, img_size: int, context: int) -> tuple
     p = Path(path)
     if p.suffix != ".npz" or not p.is_file():
         raise UserError(f"context: {p} is not a .npz file (give FILE.npz holding `frames`, or heldout)")
+    return context_of(p, p, channels, img_size, context)
+
+
+def context_of(file, p, channels: int, img_size: int, context: int) -> tuple[torch.Tensor, bool]:
+    """read_context of an open .npz (a path or a binary file object, never unpickled) that `p` names in messages."""
     try:
-        with np.load(p, allow_pickle=False) as f:
+        with np.load(file, allow_pickle=False) as f:
             if "frames" not in f.files:
                 raise UserError(f"context: {p} holds no `frames` array (it has {clip(', '.join(f.files))})")
             arr = f["frames"]
@@ -211,6 +228,10 @@ def read_context(path: str, channels: int, img_size: int, context: int) -> tuple
     if arr.shape[1] < context or arr.shape[-1] != channels:
         raise UserError(f"context: {p}: `frames` {arr.shape} must hold at least the run's context of {context} "
                         f"frames, with {channels} channel(s)")
+    if arr.shape[2:4] != (img_size, img_size):
+        log.warning("context: %s: frames of %d x %d resized to the run's %d x %d%s (the futures are that size)", p,
+                    arr.shape[3], arr.shape[2], img_size, img_size,
+                    "" if arr.shape[2] == arr.shape[3] else ", which changes their aspect ratio")
     x = frames_to_stored(torch.from_numpy(arr[:, -context:]).permute(0, 1, 4, 2, 3), img_size)
     return x.float().div(127.5).sub(1.0), had_c
 

@@ -7,6 +7,7 @@ command line (gankit.sample, gankit.explore, gankit.apps, gankit.report) and hol
     POST /api/runs/ID/samples      a grid of samples        POST /api/runs/ID/decode    z moved along the directions
     POST /api/runs/ID/between      a point between two      POST /api/runs/ID/arithmetic  A - B + C
     POST /api/runs/ID/inpaint      fill a drawn hole        POST /api/runs/ID/upscale | classify   an upload
+    POST /api/runs/ID/scatter      2-D points' scatter plot POST /api/runs/ID/futures   K futures of a sequence
     GET  /api/runs/ID/progress     curves and evaluation    GET  /api/runs/ID/grids/STEP.png   a sample grid
 
 Every request error is a 4xx with {"error": "one line"}; a failure of gankit itself a 500 with a line, the
@@ -15,9 +16,11 @@ traceback only in the server's log.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
+import tempfile
 import time
 from importlib import resources
 from pathlib import Path
@@ -32,12 +35,12 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from gankit import explore, report
+from gankit import audio, explore, report, viz
 from gankit.apps import classify, inpaint, upscale
 from gankit.config import SEED_LIMIT, argument
 from gankit.errors import UserError
 from gankit.models.sr import upscale_bicubic
-from gankit.serve import images
+from gankit.serve import futures, images
 from gankit.serve.runs import DIRECTIONS, INPAINT_SEARCH, Run, draw, guides, inside
 
 log = logging.getLogger("gankit")
@@ -45,11 +48,14 @@ STATIC = Path(str(resources.files("gankit.serve") / "static"))
 MAX_BODY = 4 << 20          # a JSON request: an upload's base64 (MAX_UPLOAD_BYTES * 4 / 3) and change
 MAX_GRID = 64               # samples in one grid
 MAX_GROUP = 16              # kept samples in one arithmetic group
+MAX_POINTS = 5000           # 2-D points in one scatter plot
+MAX_POINTS_SENT = 1000      # of which the answer lists this many
 Z_LIMIT = 1e3               # |z_i| above this is no latent a prior draws
 MAX_CURVE = 2000            # points per curve sent to the page
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]"}
 HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
-           "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' "
+           "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' data:; "
+                                      "style-src 'self' "
                                       "'unsafe-inline'; object-src 'none'; "
                                       "frame-ancestors 'none'; base-uri 'none'"}
 
@@ -131,7 +137,12 @@ def _finite(x):
 
 def info(run: Run, body: dict) -> dict:
     out = {"id": run.id, "name": run.path.name, "path": str(run.path), "task": run.task, "kind": run.kind,
-           "apps": run.apps(), "data": run.config.get("data")}
+           "apps": run.apps(), "data": run.config.get("data"), "makes": run.makes}
+    if "futures" in run.apps():
+        out.update(futures.info(run))
+    if "scatter" in run.apps():
+        sampler = run.sampler(_weights(body))
+        out.update(guides=guides(sampler), weights=run.weights(), step=sampler.meta.get("step"))
     if "explore" in run.apps():
         sampler = run.sampler(_weights(body))
         d = run.directions(_weights(body))
@@ -139,6 +150,8 @@ def info(run: Run, body: dict) -> dict:
                    guides=guides(sampler), weights=run.weights(), ema=bool(sampler.meta.get("ema")),
                    step=sampler.meta.get("step"), directions=d.explained.tolist(),
                    shape=list(sampler.decode(sampler.z(1), sampler.labels(1, 0 if sampler.c_dim else None)).shape[1:]))
+        if run.makes == "audio":
+            out.update(sample_rate=int(sampler.G.sample_rate), audio_length=int(sampler.G.audio_length), guides=[])
     if run.task == "sr":
         G = run.upscaler()
         out.update(scale=run.config.get("sr_scale"), low_res=run.config["img_size"] // run.config["sr_scale"],
@@ -148,7 +161,20 @@ def info(run: Run, body: dict) -> dict:
     return out
 
 
+def _media(run: Run, sampler, x: torch.Tensor) -> list[dict]:
+    """What the page shows of each of G's outputs x (n, ...): {"image": PNG data URL}, and for recordings the
+    spectrogram as the image and {"audio": WAV data URL} (gankit.audio: the sheets' spectrogram, `gankit sample`'s
+    16-bit WAV at the run's sample rate)."""
+    if run.makes != "audio":
+        return [{"image": images.data_url(im)} for im in x]
+    rate = int(sampler.G.sample_rate)
+    return [{"image": images.png_url(audio.spectrogram_image(w, rate)),
+             "audio": "data:audio/wav;base64," + base64.b64encode(audio.wav_bytes(w.numpy(), rate)).decode("ascii")}
+            for w in audio.waveforms(sampler.G, x)]
+
+
 def samples(run: Run, body: dict) -> dict:
+    run.require("explore")
     sampler = run.sampler(_weights(body))
     n = argument("n", body.get("n", 16), int, 1, MAX_GRID)
     seed = argument("seed", body.get("seed", 0), int, 0, SEED_LIMIT - 1)
@@ -157,15 +183,35 @@ def samples(run: Run, body: dict) -> dict:
     if body.get("cls") is not None and not sampler.c_dim:
         raise UserError("cls: this run's model has no classes")
     guide = str(body.get("guide", "none"))[:40]
+    if guide != "none" and run.makes == "audio":
+        raise UserError("guide: D-guided sampling is for images and 2-D points; choose none for recordings")
     x, labels, z = draw(sampler, n, seed, psi, cls, guide)
     return {"seed": seed, "guide": guide, "samples": [
-        {"index": i, "seed": seed, "image": images.data_url(x[i]),
-         "z": None if z is None else z[i].tolist(), "label": None if labels is None else int(labels[i])}
-        for i in range(n)]}
+        {"index": i, "seed": seed, **m, "z": None if z is None else z[i].tolist(),
+         "label": None if labels is None else int(labels[i])} for i, m in enumerate(_media(run, sampler, x))]}
+
+
+def scatter(run: Run, body: dict) -> dict:
+    """n points of G (a guide's when asked) over the real points, drawn by the run's own scatter plot
+    (viz.save_scatter with the true modes, as samples/step-*.png)."""
+    run.require("scatter")
+    sampler = run.sampler(_weights(body))
+    n = argument("n", body.get("n", 1000), int, 1, MAX_POINTS)
+    seed = argument("seed", body.get("seed", 0), int, 0, SEED_LIMIT - 1)
+    guide = str(body.get("guide", "none"))[:40]
+    x, _, _ = draw(sampler, n, seed, 1.0, None, guide)
+    modes, real = run.real_points()
+    title = f"{run.config.get('data')}, step {sampler.meta.get('step')}, seed {seed}" + \
+        ("" if guide == "none" else f", guide {guide}")
+    with tempfile.TemporaryDirectory() as tmp:   # viz.save_scatter writes a file: a private one, never the run's
+        picture = viz.save_scatter(x, Path(tmp) / "scatter.png", modes, real, title=title).read_bytes()
+    return {"seed": seed, "guide": guide, "n": n, "image": images.png_url(picture),
+            "points": x[:MAX_POINTS_SENT].tolist()}
 
 
 def decode(run: Run, body: dict) -> dict:
     """A kept sample moved along the principal directions by `amounts` (in units of the prior's spread)."""
+    run.require("explore")
     weights = _weights(body)
     sampler = run.sampler(weights)
     z, label = _sample(body, sampler, "sample")
@@ -173,18 +219,20 @@ def decode(run: Run, body: dict) -> dict:
     if amounts is not None:
         z = explore.move(sampler, z[None], run.directions(weights), _vector(amounts, DIRECTIONS, "amounts", 10))[0]
     y = None if label is None else torch.tensor([label])
-    return {"z": z.tolist(), "label": label, "image": images.data_url(sampler.decode(z[None], y)[0])}
+    return {"z": z.tolist(), "label": label, **_media(run, sampler, sampler.decode(z[None], y))[0]}
 
 
 def between(run: Run, body: dict) -> dict:
+    run.require("explore")
     sampler = run.sampler(_weights(body))
     (a, ya), (b, yb) = _sample(body.get("a"), sampler, "a"), _sample(body.get("b"), sampler, "b")
     t = argument("t", body.get("t", 0.5), float, 0.0, 1.0)
     z, image = explore.between(sampler, a, b, t, ya, yb)
-    return {"z": z[0].tolist(), "label": ya if t < 0.5 else yb, "image": images.data_url(image[0])}
+    return {"z": z[0].tolist(), "label": ya if t < 0.5 else yb, **_media(run, sampler, image[:1])[0]}
 
 
 def arithmetic(run: Run, body: dict) -> dict:
+    run.require("arithmetic")
     sampler = run.sampler(_weights(body))
     groups = []
     for name in "abc":
@@ -323,7 +371,7 @@ def compare(runs: dict[str, Run]) -> dict:
 
 
 WORK = {"samples": samples, "decode": decode, "between": between, "arithmetic": arithmetic, "inpaint": fill,
-        "upscale": enlarge, "classify": label_upload}
+        "upscale": enlarge, "classify": label_upload, "scatter": scatter, "futures": futures.futures}
 
 
 def _locked(run: Run, work, body: dict):

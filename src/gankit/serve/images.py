@@ -38,6 +38,15 @@ def data_urls(x: torch.Tensor) -> list[str]:
     return [data_url(im) for im in x]
 
 
+def png_url(picture: Image.Image | bytes) -> str:
+    """A PIL image, or a PNG file's bytes, as a data: URL."""
+    if isinstance(picture, Image.Image):
+        buf = io.BytesIO()
+        picture.save(buf, format="PNG", compress_level=1)
+        picture = buf.getvalue()
+    return "data:image/png;base64," + base64.b64encode(picture).decode("ascii")
+
+
 def from_base64(text) -> bytes:
     """The file bytes of an upload sent as base64 text (a data: URL or bare), bounded by MAX_UPLOAD_BYTES."""
     if not isinstance(text, str) or not text:

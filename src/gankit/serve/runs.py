@@ -3,8 +3,10 @@
 A Run is one folder given on the command line (a run folder, or an exported generator), resolved once: a request
 names a run by its id and a file by what the page asks for (a step), and every file is checked to lie inside the
 folder, symlinks resolved (`inside`). The models come from the same functions as the command line's:
-gankit.sample.load_sampler, gankit.apps.inpaint.load_models, gankit.apps.upscale.load_upscaler and
-gankit.apps.classify.load_classifier; a model is reloaded when the run writes a newer checkpoint.
+gankit.sample.load_sampler, gankit.apps.inpaint.load_models, gankit.apps.upscale.load_upscaler,
+gankit.apps.classify.load_classifier and gankit.apps.predict.load_predictor (with the held-out sequences `gankit
+predict --context heldout` reads, and a 2-D run's real points from gankit.setup.load_data); a model is reloaded when
+the run writes a newer checkpoint.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from gankit import checkpoint, explore, registry
-from gankit.apps import classify, inpaint, upscale
-from gankit.config import POINT_DATASETS
+from gankit import checkpoint, config as config_mod, explore, registry, setup
+from gankit.apps import classify, inpaint, predict, upscale
+from gankit.config import POINT_DATASETS, Config
+from gankit.data.moving import SequenceSet, sequence_parts
 from gankit.errors import UserError
 from gankit.sample import EXPORT_META, Sampler, load_sampler
 
@@ -66,18 +69,23 @@ class Run:
         return self.config.get("data") in POINT_DATASETS
 
     @property
-    def images(self) -> bool:
-        """Whether G makes images: not recordings (wavegan, specgan) nor frame sequences (task predict), whose
-        runs get their run page only."""
+    def makes(self) -> str:
+        """What G makes: "images", "audio" (recordings: wavegan, specgan), "points" (2-D) or "futures" (frame
+        sequences of task predict); "none" for a task without a generator the pages can use."""
         model = registry.MODELS.get(self.config.get("model", "dcgan"))
-        return self.task in ("gan", "ssl", "sr") and not (model is not None and model.audio)
+        if self.task == "predict":
+            return "futures"
+        if self.task not in ("gan", "ssl", "sr"):
+            return "none"
+        return "audio" if model is not None and model.audio else "points" if self.points else "images"
 
     def apps(self) -> list[str]:
-        """The pages' tools that this run has."""
+        """The pages' tools that this run has. Recordings are explored as images are (the grid, sliders, paths),
+        heard and seen as spectrograms, without the arithmetic; 2-D points get a scatter plot of samples."""
         if self.task == "sr":
             return ["upscale"]
-        if self.points or not self.images:
-            return []
+        if self.makes != "images":
+            return {"futures": ["futures"], "audio": ["explore"], "points": ["scatter"]}.get(self.makes, [])
         tools = ["explore", "arithmetic"]
         if self.task == "gan" and self.kind == "run":
             tools.append("inpaint")
@@ -104,10 +112,10 @@ class Run:
 
     def sampler(self, weights: str = "ema") -> Sampler:
         """The run's Sampler, with the averaged G ("ema", when the run kept one) or the trained G ("raw")."""
-        if "explore" not in self.apps():
+        if "explore" not in self.apps() and "scatter" not in self.apps():
             raise UserError(f"serve: {self.id} is a run of task {self.task}"
-                            + (" on 2-D points" if self.points else "" if self.images else " that makes no images")
-                            + "; it has no images to explore (its run page shows its curves and evaluations)")
+                            + (" that predicts frames" if self.makes == "futures" else "")
+                            + "; it has no samples to explore (its run page shows its curves and evaluations)")
         if weights != "ema" and weights not in self.weights():
             raise UserError(f"weights: {weights!r} is not one of {', '.join(self.weights())} for {self.id}")
 
@@ -140,6 +148,27 @@ class Run:
     def classifier(self) -> torch.nn.Module:
         self.require("classify")
         return self.cached("classify", lambda: classify.load_classifier(self.path, "cpu"))
+
+    def predictor(self) -> tuple[torch.nn.Module, Config]:
+        """(G, config) of `gankit predict`: the averaged G when kept."""
+        self.require("futures")
+        return self.cached("predict", lambda: predict.load_predictor(self.path, "cpu"))
+
+    def held_out(self) -> SequenceSet:
+        """The run's held-out sequences (uint8), as `gankit predict --context heldout` reads them, made once."""
+        _, cfg = self.predictor()
+        return self.cached("held_out", lambda: setup.held_out(sequence_parts(cfg)[1]))
+
+    def real_points(self) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(the true mode centres or None, up to 2,500 training points): what the run's scatter plots show under
+        G's points (run.save_pictures)."""
+        self.require("scatter")
+        cfg = config_mod.load(None, self.sampler().meta["config"])
+
+        def make():
+            data = setup.load_data(cfg)
+            return data.modes, data.x[:2500].cpu()
+        return self.cached("points", make)
 
     def require(self, tool: str) -> None:
         if tool not in self.apps():

@@ -1,5 +1,6 @@
-// A run's explorer: every picture comes from the server's API, which calls gankit's own functions; the page keeps
-// only what the user chose (the kept samples and their z).
+// A run's explorer: every picture (and recording) comes from the server's API, which calls gankit's own functions;
+// the page keeps only what the user chose (the kept samples and their z, an uploaded context). Images and recordings
+// get the grid, sliders and paths; 2-D points a scatter plot; predict runs the futures of a sequence.
 "use strict";
 const RUN = runId(), BASE = "/api/runs/" + encodeURIComponent(RUN);
 const S = {info: null, kept: [], selected: null, edited: null, between: null, slots: {A: [], B: [], C: []},
@@ -16,16 +17,27 @@ async function start() {
   $("title").textContent = info.name + " (" + info.task + ")";
   document.title = "gankit: " + info.name;
   if (info.apps.includes("explore")) setUpExplorer(info);
+  if (info.apps.includes("scatter")) setUpScatter(info);
+  if (info.apps.includes("futures")) setUpFutures(info);
   if (info.apps.includes("inpaint")) setUpInpaint();
   if (info.apps.includes("upscale")) { show("upscale-section"); $("upscale-file").onchange = upscaleUpload; }
   if (info.apps.includes("classify")) { show("classify-section"); $("classify-file").onchange = classifyUpload; }
   if (!info.apps.length) status("this run has no images to explore; its progress page shows its curves");
   else if (info.apps.includes("explore")) await reroll(false);
+  else if (info.apps.includes("scatter")) await points(false);
+  else if (info.apps.includes("futures")) await futuresGo(false);
   else status("ready");
 }
 
 function setUpExplorer(info) {
-  ["sampling", "kept-section", "edit-section", "arith-section"].forEach(show);
+  ["sampling", "kept-section", "edit-section"].forEach(show);
+  if (info.apps.includes("arithmetic")) show("arith-section");
+  if (info.makes === "audio") {
+    document.body.classList.add("audio");
+    $("grid-note").textContent = "Clip i is clip i of gankit sample RUN --seed S --n N --out FOLDER (a .wav each); "
+      + "its picture is its spectrogram. Click a picture to keep the clip.";
+    ["edit-audio", "between-audio"].forEach(show);
+  }
   if (info.c_dim) {
     show("class-label");
     info.class_names.slice(0, info.c_dim)
@@ -75,7 +87,7 @@ async function reroll(newSeed) {
   for (const s of data.samples) {
     const caption = "seed " + s.seed + " #" + s.index + (s.label === null ? "" : " class " + s.label);
     const tile = el("div", {class: "tile", title: s.z ? "click to keep" : "guided samples have no z to keep"},
-                    img(s.image, {"data-index": s.index}), el("div", {}, caption));
+                    media(s, {"data-index": s.index}), el("div", {}, caption));
     tile.onclick = () => s.z ? keep(Object.assign({name: "#" + s.index + " s" + s.seed}, s))
                              : status("a D-guided sample has no z to keep; choose guide none", true);
     grid.append(tile);
@@ -83,8 +95,19 @@ async function reroll(newSeed) {
   status(data.samples.length + " samples, seed " + data.seed + (data.guide !== "none" ? ", guide " + data.guide : ""));
 }
 
+// A sample's picture, and for a recording its player (a WAV the server wrote; a click on it plays, not keeps).
+function media(s, attrs) {
+  return [img(s.image, attrs), s.audio ? player(s.audio) : null];
+}
+
+function player(src) {
+  const audio = el("audio", {controls: true, preload: "metadata", src: src});
+  audio.addEventListener("click", ev => ev.stopPropagation());
+  return audio;
+}
+
 function keep(s) {
-  S.kept.push({name: s.name, z: s.z, label: s.label, image: s.image});
+  S.kept.push({name: s.name, z: s.z, label: s.label, image: s.image, audio: s.audio || null});
   drawKept();
   if (S.kept.length === 1 || !S.selected) select(S.kept.length - 1);
 }
@@ -98,6 +121,7 @@ function drawKept() {
                                       class: "to-" + slot}, slot);
     box.append(el("div", {class: "item" + (S.selected === s ? " selected" : "")},
       img(s.image, {onclick: () => select(i), class: "kept-image", title: "select for the sliders and inpainting"}),
+      s.audio ? player(s.audio) : null,
       el("div", {}, s.name + (s.label === null ? "" : " c" + s.label)),
       el("div", {}, add("A"), add("B"), add("C"),
          el("button", {onclick: () => { S.kept.splice(i, 1); drawKept(); }, title: "remove"}, "x"))));
@@ -129,6 +153,7 @@ const edit = latestOnly(async () => {
   const data = await api(BASE + "/decode", Object.assign(sample(S.selected), {amounts: S.amounts, weights: weights()}));
   S.edited = data;
   $("edit-image").src = data.image;
+  if (data.audio) $("edit-audio").src = data.audio;
 });
 
 const walk = latestOnly(async () => {
@@ -137,6 +162,7 @@ const walk = latestOnly(async () => {
   const data = await api(BASE + "/between", {a: sample(a), b: sample(b), t: +$("t").value, weights: weights()});
   S.between = data;
   $("between-image").src = data.image;
+  if (data.audio) $("between-audio").src = data.audio;
 });
 
 function drawSlots() {
@@ -238,6 +264,65 @@ async function classifyUpload() {
   $("classify-out").replaceChildren(img(data.input, {class: "big"}),
     el("table", {id: "probabilities"}, el("tr", {}, el("th", {}, "class"), el("th", {}, "probability")), rows));
   status("classified");
+}
+
+// --- 2-D points: a scatter plot of G's points over the real ones, drawn by the server with the run's own plot ---
+function setUpScatter(info) {
+  show("scatter-section");
+  if (info.guides.length) {
+    show("points-guide-label");
+    info.guides.forEach(g => $("points-guide").append(el("option", {value: g}, g)));
+  }
+  $("points-reroll").onclick = () => points(true);
+  for (const id of ["points-n", "points-seed", "points-guide"]) $(id).onchange = () => points(false);
+}
+
+async function points(newSeed) {
+  if (newSeed) $("points-seed").value = Math.floor(Math.random() * 2 ** 31);
+  const body = {n: +$("points-n").value, seed: +$("points-seed").value, guide: $("points-guide").value};
+  status("drawing " + body.n + " points...");
+  const data = await api(BASE + "/scatter", body);
+  $("scatter-image").src = data.image;
+  status(data.n + " points, seed " + data.seed + (data.guide !== "none" ? ", guide " + data.guide : ""));
+}
+
+// --- predict runs: K futures of a held-out sequence or of an uploaded context, as GIFs ---
+function setUpFutures(info) {
+  show("futures-section");
+  $("futures-k").max = info.max_futures;
+  if (info.held_out) {
+    $("seq-index").max = info.held_out - 1;
+    $("held-count").textContent = "0 to " + (info.held_out - 1);
+  } else $("held-count").textContent = info.held_out_error || "none here: upload a context";
+  $("futures-reroll").onclick = () => futuresGo(true);
+  for (const id of ["seq-index", "futures-k", "futures-seed"]) $(id).onchange = () => futuresGo(false);
+  $("context-file").onchange = async () => {
+    S.context = await readFile($("context-file"));
+    show("context-clear");
+    await futuresGo(false);
+  };
+  $("context-clear").onclick = () => {
+    S.context = null;
+    $("context-file").value = "";
+    $("context-clear").classList.add("hidden");
+    futuresGo(false);
+  };
+}
+
+async function futuresGo(newSeed) {
+  if (newSeed) $("futures-seed").value = Math.floor(Math.random() * 2 ** 31);
+  if (!S.context && !S.info.held_out) { status("upload a context .npz to see its futures", true); return; }
+  const body = {index: +$("seq-index").value, k: +$("futures-k").value, seed: +$("futures-seed").value};
+  if (S.context) body.context = S.context;
+  status("sampling " + body.k + " futures...");
+  const data = await api(BASE + "/futures", body);
+  const fig = (src, caption, attrs) => el("figure", attrs, img(src, {class: "gif"}), el("figcaption", {}, caption));
+  const out = [fig(data.context, "context", {id: "futures-context"})];
+  if (data.truth) out.push(fig(data.truth, "true future", {id: "futures-truth"}));
+  data.futures.forEach((gif, j) => out.push(fig(gif, "future " + (j + 1), {class: "future"})));
+  $("futures-out").replaceChildren(...out);
+  status(data.k + " futures of " + (data.source === "upload" ? "uploaded" : "held-out") + " sequence " + data.index
+         + ", seed " + data.seed);
 }
 
 start().catch(e => console.error(e));
