@@ -439,3 +439,144 @@ def test_presets_say_what_they_are_for_and_exports_are_plain_files(tmp_path, cli
     assert modes["generator.safetensors"] == modes["generator.json"] == 0o644, modes
     meta = json.loads((tmp_path / "exp" / "generator.json").read_text())
     assert meta["c_dim"] == 0 and meta["class_names"] == [] and "y" not in meta["inputs"]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# scoring offline: the random feature space, the blob floor of a classifier, classes by name, `gankit runs` light
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory):
+    """A folder of 16x16 RGB images in two class sub-folders that their colour alone tells apart (reddish noise,
+    bluish noise), and a 2-step conditional run on it."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("colours")
+    rng = np.random.default_rng(0)
+    for i in range(32):
+        folder = root / "pics" / ("blue" if i % 2 else "red")
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = rng.random((16, 16, 3)) * 0.4
+        pixels[..., 2 if i % 2 else 0] += 0.6
+        Image.fromarray((pixels * 255).astype("uint8")).save(folder / f"{i:02d}.png")
+    flags = ["--z_dim", "8", "--g_width", "8", "--d_width", "8", "--batch_size", "8", "--ckpt_every", "0",
+             "--no-progress", "--img_size", "16"]
+    assert main(["train", "--data", f"folder:{root / 'pics'}", "--steps", "2", *flags, "--out", str(root / "runs"),
+                 "--name", "c"]) == 0
+    return root / "runs" / "c"
+
+
+def test_random_features_are_shipped_fixed_and_rank_degradations(tmp_path, monkeypatch):
+    from gankit import data
+    from gankit.errors import UserError
+    from gankit.metrics import classes, random_cnn
+    from gankit.metrics.fid import fid_from_features
+
+    net = random_cnn.load()
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in random_cnn.make_weights().items())  # the seed's
+    for shape in ((3, 1, 8, 8), (3, 3, 16, 16), (3, 4, 20, 12), (3, 3, 96, 128)):     # any channels, any size
+        f = random_cnn.embed(net, torch.rand(shape) * 2 - 1)
+        assert f.shape == (3, random_cnn.FEAT_DIM) and torch.isfinite(f).all()
+    x = data.load("digits", img_size=16).floats()
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    a, b = x[perm[:300]], x[perm[300:600]]
+    noise, fa = torch.randn(b.shape, generator=torch.Generator().manual_seed(1)), random_cnn.embed(net, a)
+
+    def fid(sx):
+        return fid_from_features(random_cnn.embed(net, sx), fa)
+    floor = fid(b)
+    blurred = [fid(classes.blur(b, s)) for s in (0.5, 1.0)]
+    noisy = [fid((b + s * noise).clamp(-1, 1)) for s in (0.1, 0.3)]
+    assert floor < blurred[0] < blurred[1] and floor < noisy[0] < noisy[1]
+    assert blurred[1] > 10 * floor and noisy[1] > 10 * floor
+    for name in ("random-cnn-v1.safetensors", "random-cnn-v1.json"):                   # a damaged file is refused
+        shutil.copy(random_cnn.WEIGHTS_DIR / name, tmp_path / name)
+    with open(tmp_path / "random-cnn-v1.safetensors", "r+b") as fh:
+        fh.seek(-4, 2)
+        fh.write(b"\0\0\0\1")
+    monkeypatch.setattr(random_cnn, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(UserError, match="does not match its checksum"):
+        random_cnn.load()
+
+
+def test_a_folder_without_inception_weights_is_scored_in_the_random_space(tmp_path, cli, monkeypatch, caplog):
+    import numpy as np
+    from PIL import Image
+
+    from gankit import data
+    from gankit.metrics import features
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))                         # no Inception weights here
+    rng = np.random.default_rng(0)
+    (tmp_path / "flat").mkdir()
+    for i in range(24):                                                                # no class sub-folders
+        Image.fromarray((rng.random((16, 16, 3)) * 255).astype("uint8")).save(tmp_path / "flat" / f"{i}.png")
+    flags = ["--z_dim", "8", "--g_width", "8", "--d_width", "8", "--batch_size", "8", "--ckpt_every", "0",
+             "--no-progress", "--img_size", "16", "--out", tmp_path / "runs"]
+    assert cli("train", "--data", f"folder:{tmp_path / 'flat'}", "--steps", 2, *flags, "--name", "f")[0] == 0
+    caplog.set_level(logging.WARNING, "gankit")
+    code, out, err = cli("eval", tmp_path / "runs" / "f", "--metrics", "fid,pr", "--n", 12)
+    assert code == 0, err
+    record = json.loads((tmp_path / "runs" / "f" / "eval" / "step-0000002.json").read_text())
+    assert record["features"] == "random" and record["results"]["fid"] > record["results"]["fid_floor"] >= 0
+    said = [r.getMessage() for r in caplog.records if "features: random" in r.getMessage()]
+    assert len(said) == 1 and "no shipped classifier" in said[0] and features.INCEPTION_FILE in said[0]
+    assert "features: random (random-cnn-v1): features of a fixed random CNN" in out
+    # where the weights are on disk, auto takes Inception; digits and MNIST keep their shipped classifier
+    (features.inception_dir()).mkdir(parents=True)
+    (features.inception_dir() / features.INCEPTION_FILE).write_bytes(b"")
+    flat = data.load(f"folder:{tmp_path / 'flat'}", img_size=16)
+    assert features.resolve("auto", flat) == "inception"
+    assert features.resolve("auto", data.load("digits", img_size=16)) == "classifier"
+
+
+def test_a_classifier_that_tells_classes_by_colour_is_cautioned(colours, run, cli, monkeypatch, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, "gankit")
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    code, out, err = cli("eval", colours, "--metrics", "recognisable", "--n", 16)
+    assert code == 0, err
+    record = json.loads(sorted((colours / "eval").glob("step-*.json"))[-1].read_text())
+    assert record["classifier"]["held_out_accuracy"] == 1.0                    # trivially accurate ...
+    assert record["classifier"]["blob_class_acc"] >= 0.5 and record["results"]["recognisable_blob"] >= 0.5
+    assert record["caution"].startswith("caution: the data set's classifier puts") and record["caution"] in out
+    assert "eval: caution: the data set's classifier" in caplog.text          # ... and said on the console
+    assert cli("report", colours, "--force")[0] == 0
+    assert record["caution"].replace("'", "&#x27;") in (colours / "report.html").read_text()
+    code, out, err = cli("eval", run, "--metrics", "recognisable", "--n", 100)   # digits: blobs are all one class
+    assert code == 0, err
+    record = json.loads(sorted((run / "eval").glob("step-*.json"))[-1].read_text())
+    assert "caution" not in record and record["classifier"]["blob_class_acc"] < 0.2
+    assert "caution" not in out and "recognisable_blob" in out
+
+
+def test_the_command_line_takes_a_class_by_name(colours, cli, tmp_path):
+    import numpy as np
+
+    for cls, want in (("red", 1), ("blue", 0), ("1", 1)):                 # sub-folders in name order: blue, red
+        code, _, err = cli("sample", colours, "--class", cls, "--n", 3, "--out", tmp_path / f"{cls}.npz")
+        assert code == 0, err
+        assert np.load(tmp_path / f"{cls}.npz")["labels"].tolist() == [want] * 3
+    code, _, err = cli("sample", colours, "--class", "green", "--n", 3, "--out", tmp_path / "g.npz")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "sample: --class 'green' is not a class of this G; give an index in 0..1 or a name: 0 'blue', 1 'red'" in err
+    code, _, err = cli("interpolate", colours, "--class", "red", "--paths", 2, "--steps", 2, "--out", tmp_path / "i")
+    assert code == 0, err
+    assert np.load(tmp_path / "i" / "interpolation.npz")["labels"].tolist() == [1, 1]
+    code, _, err = cli("arithmetic", colours, "--a", "class:red", "--b", "class:blue", "--c", "class:red",
+                       "--sheet-n", 8, "--class-n", 2, "--out", tmp_path / "a.png")
+    assert code == 0, err
+    code, _, err = cli("arithmetic", colours, "--a", "class:green", "--b", "0,1,2", "--c", "3,4,5",
+                       "--sheet-n", 8, "--out", tmp_path / "b.png")
+    assert code == 2 and "--a class:green: 'green' is not a class of this G" in err
+    assert not (tmp_path / "b.png").exists()
+
+
+def test_runs_imports_no_torch(run):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom gankit.cli import main\nmain(['runs', sys.argv[1]])\n"
+            "print(sorted(m for m in ('torch', 'numpy', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(run.parent)], capture_output=True, text=True, check=True)
+    assert "dcgan-digits" in out.stdout and out.stdout.splitlines()[-1] == "[]", out.stdout + out.stderr

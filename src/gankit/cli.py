@@ -46,7 +46,47 @@ def _int_in(lo: int, hi: int, what: str):
 _positive_int = _int_in(1, 1_000_000, "a positive integer")
 _seed = _int_in(0, 2**32 - 1, "a seed")
 _step = _int_in(0, 10**12, "a step number")
-_index = _int_in(0, 1 << 16, "a class index")
+
+
+def _class_arg(text: str) -> str:
+    """--class: a class index or a class name of the run, resolved once the run is loaded (_class_of)."""
+    if not text.strip() or len(text) > 200:
+        raise argparse.ArgumentTypeError(f"expected a class index or a class name, got {text[:40]!r}")
+    return text.strip()
+
+
+def _class_of(command: str, sampler, cls: str | None) -> int | None:
+    """--class as an index of the run's classes: an index or a name, by the Python API's resolver (api.class_index)
+    with its message in the command line's terms. An unconditional G says whether its data had classes."""
+    if cls is None:
+        return None
+    names = list(getattr(sampler, "class_names", []))
+    if not sampler.c_dim:
+        raise UserError(f"{command}: --class needs a conditional model; this run's G was trained without classes"
+                        + (f", though its data has {len(names)} ({', '.join(names[:5])}"
+                           f"{', ...' if len(names) > 5 else ''}): train with --cond projection to ask for one"
+                           if names else ""))
+    from gankit.api import class_index
+
+    try:
+        return class_index(sampler, cls)
+    except UserError as e:
+        raise UserError(f"{command}: --class {str(e).removeprefix('cls: ')}") from None
+
+
+def _class_groups(args, sampler) -> None:
+    """arithmetic's --a/--b/--c given as class:NAME become class:K (class:K itself is explore.parse_group's)."""
+    from gankit.api import class_index
+
+    for g in ("a", "b", "c"):
+        spec = getattr(args, g).strip()
+        name = spec[len("class:"):].strip()
+        if not spec.startswith("class:") or not sampler.c_dim or name.lstrip("-").isdigit():
+            continue
+        try:
+            setattr(args, g, f"class:{class_index(sampler, name)}")
+        except UserError as e:
+            raise UserError(f"arithmetic: --{g} {spec}: {str(e).removeprefix('cls: ')}") from None
 
 
 def _checkpoint(text: str):
@@ -188,7 +228,8 @@ def _add_sample(sub) -> None:
     p.add_argument("--n", type=_positive_int, default=64, help="number of samples [64]")
     p.add_argument("--out", required=True, help="FILE.npz (images uint8 N x H x W x C), FILE.png (a grid) or a folder")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the latent draws [0]")
-    p.add_argument("--class", dest="cls", type=_index, default=None, help="conditional models: generate this class")
+    p.add_argument("--class", dest="cls", type=_class_arg, default=None, metavar="K|NAME",
+                   help="conditional models: generate this class, by index or by name (a folder's sub-folder)")
     p.add_argument("--truncation", type=_psi, default=1.0, help="pull z towards the prior's centre, psi in (0, 1]")
     p.add_argument("--class-grid", action="store_true",
                    help="conditional models: a PNG with one row per class, the same z down each column (--n columns)")
@@ -221,9 +262,16 @@ def _add_guide_flags(p, default: str) -> None:
                    help=f"ddls: the Langevin step size [{opts.ddls_step_size:g}]")
 
 
-def _guide_options(args):
+def _guide_options(args, command: str):
+    """The guides' settings; one given for a guide other than --guide's is refused rather than ignored."""
     from gankit.config import GuideOptions
 
+    given = {"drs": args.drs_percentile != GuideOptions.drs_percentile, "mh": args.mh_steps != GuideOptions.mh_steps,
+             "ddls": (args.ddls_steps, args.ddls_step_size) != (GuideOptions.ddls_steps, GuideOptions.ddls_step_size)}
+    for guide, flags in (("drs", "--drs-percentile"), ("mh", "--mh-steps"), ("ddls", "--ddls-steps/--ddls-step-size")):
+        if given[guide] and args.guide != guide:
+            raise UserError(f"{command}: {flags} sets --guide {guide}, but the guide is {args.guide or 'none'}; add "
+                            f"--guide {guide} or leave {flags} out")
     return GuideOptions(drs_percentile=args.drs_percentile, mh_steps=args.mh_steps, ddls_steps=args.ddls_steps,
                           ddls_step_size=args.ddls_step_size)
 
@@ -235,12 +283,8 @@ def cmd_sample(args) -> int:
     from gankit.sample import load_sampler, save_samples
 
     sampler = load_sampler(_run(args), args.device, args.checkpoint, args.weights)
-    if args.cls is not None and not sampler.c_dim and sampler.class_names:
-        names = sampler.class_names
-        raise UserError(f"sample: --class needs a conditional model; this run's G was trained without classes, though "
-                        f"its data has {len(names)} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}): "
-                        "train with --cond projection to ask for one")
-    sampler.options = _guide_options(args)
+    args.cls = _class_of("sample", sampler, args.cls)
+    sampler.options = _guide_options(args, "sample")
     per_sample = sampler.decode(sampler.z(1), sampler.labels(1, 0 if sampler.c_dim else None)).numel()
     rows = args.n * (sampler.c_dim if args.class_grid else 1)
     if rows * per_sample > 2**31:  # the samples are held as float32 on the CPU before they are written
@@ -304,8 +348,9 @@ def _add_interpolate(sub) -> None:
     p.add_argument("--paths", type=_positive_int, default=8, help="number of paths [8]")
     p.add_argument("--steps", type=_positive_int, default=10, help="points per path, endpoints included [10]")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the endpoints [0]")
-    p.add_argument("--class", dest="cls", type=_index, default=None,
-                   help="conditional models: the class of every path [one class per path: 0, 1, 2, ...]")
+    p.add_argument("--class", dest="cls", type=_class_arg, default=None, metavar="K|NAME",
+                   help="conditional models: the class of every path, by index or name [one class per path: 0, 1, "
+                        "2, ...]")
     p.set_defaults(func=cmd_interpolate)
 
 
@@ -314,7 +359,8 @@ def cmd_interpolate(args) -> int:
     from gankit.sample import load_sampler
 
     sampler = load_sampler(_run(args), args.device, args.checkpoint)
-    interp = explore.interpolation(sampler, args.paths, args.steps, args.seed, args.cls, args.truncation)
+    cls = _class_of("interpolate", sampler, args.cls)
+    interp = explore.interpolation(sampler, args.paths, args.steps, args.seed, cls, args.truncation)
     for path in explore.save_interpolation(interp, Path(args.out), force=args.force):
         print(path)
     return 0
@@ -329,11 +375,12 @@ def _add_arithmetic(sub) -> None:
         "and its neighbours) and FILE.npz (the vectors)."))
     _add_source_flags(p)
     for g in ("a", "b", "c"):
-        p.add_argument(f"--{g}", required=True, metavar="I,J,K|class:K", help=f"group {g.upper()}")
+        p.add_argument(f"--{g}", required=True, metavar="I,J,K|class:K", help=f"group {g.upper()} (class:NAME too)")
     p.add_argument("--out", required=True, metavar="FILE.png", help="the figure; the vectors go to FILE.npz")
     p.add_argument("--seed", type=_seed, default=0, help="the seed the sheet was drawn with [0]")
     p.add_argument("--sheet-n", type=_positive_int, default=64, help="the --n the sheet was drawn with [64]")
-    p.add_argument("--class", dest="cls", type=_index, default=None, help="the --class the sheet was drawn with")
+    p.add_argument("--class", dest="cls", type=_class_arg, default=None, metavar="K|NAME",
+                   help="the --class the sheet was drawn with")
     p.add_argument("--class-n", type=_positive_int, default=4, help="samples in a class:K group [4]")
     p.add_argument("--neighbours", type=_int_in(0, 10_000, "a count"), default=4, help="samples from noise around the result [4]")
     p.add_argument("--noise", type=float, default=0.25, help="neighbours: uniform noise in [-noise, noise] [0.25]")
@@ -345,8 +392,9 @@ def cmd_arithmetic(args) -> int:
     from gankit.sample import load_sampler
 
     sampler = load_sampler(_run(args), args.device, args.checkpoint)
+    _class_groups(args, sampler)
     res = explore.arithmetic(sampler, args.a, args.b, args.c, args.seed, args.sheet_n, args.neighbours, args.noise,
-                             args.truncation, args.cls, args.class_n)
+                             args.truncation, _class_of("arithmetic", sampler, args.cls), args.class_n)
     png, npz = explore.save_arithmetic(res, Path(args.out), force=args.force)
     print(f"{png}\n{npz}")
     return 0
@@ -406,8 +454,9 @@ def _add_eval(sub) -> None:
     p.add_argument("--n", type=_positive_int, default=None, help="generated samples [the run's eval_n]")
     p.add_argument("--checkpoint", type=_checkpoint, default=None, metavar="STEP|best", help=_CHECKPOINT_HELP)
     p.add_argument("--features", default="auto",
-                   help="image features: classifier (the data set's own CNN), inception, or auto (classifier for "
-                        "1-channel data, inception for 3-channel) [auto]")
+                   help="image features: classifier (the data set's own CNN), inception, random (a fixed random CNN: "
+                        "no download, no labels), or auto (the classifier where one ships or 1-channel data has "
+                        "classes; else inception if its weights are on disk; else random) [auto]")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the latent draws and the real halves [0]")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
     p.add_argument("--list", action="store_true", help="list the metrics and exit")
@@ -443,7 +492,7 @@ def cmd_eval(args) -> int:
     for guide in guides:
         evaluate(args.run, args.metrics, n=args.n, step=args.checkpoint, features=args.features, seed=args.seed,
                  device=args.device, runs=args.runs, force=args.force, guide=guide, weights=args.weights,
-                 show=lambda text: print(text, end="", flush=True), guide_options=_guide_options(args),
+                 show=lambda text: print(text, end="", flush=True), guide_options=_guide_options(args, "eval"),
                  truncation=args.truncation)
     return 0
 

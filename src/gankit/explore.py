@@ -23,9 +23,13 @@ from gankit.latent import interpolate, lerp, project_to_sphere, slerp
 from gankit.sample import Sampler
 
 
-def _image_model(sampler: Sampler, command: str) -> None:
+def _image_model(sampler: Sampler, command: str, recordings: bool = False) -> None:
+    """Refuse a run whose G makes 2-D points, or recordings unless the command can make them heard."""
     if sampler.is_points:
         raise UserError(f"{command}: needs an image model; this run generates 2-D points")
+    if not recordings and audio.is_audio(sampler.G):
+        raise UserError(f"{command}: needs an image model; this run makes recordings (gankit sample RUN --out "
+                        "FILE.png draws their spectrograms, --out DIR/ writes .wav files)")
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -75,7 +79,7 @@ def interpolation(sampler: Sampler, paths: int = 8, steps: int = 10, seed: int =
     """`paths` paths of `steps` points each between pairs of prior draws: slerp for the normal and sphere priors,
     lerp inside the uniform cube (latent.interpolate). A conditional G keeps the label fixed along a path: `cls`,
     or classes 0, 1, 2, ... in turn, one per path."""
-    _image_model(sampler, "interpolate")
+    _image_model(sampler, "interpolate", recordings=True)
     if steps < 2:
         raise UserError(f"interpolate: --steps must be at least 2 (the two endpoints), got {steps}")
     if paths * steps > 100_000:
@@ -404,7 +408,7 @@ def between(sampler: Sampler, a: torch.Tensor, b: torch.Tensor, t: float, ya: in
     """The point at fraction t in [0, 1] of the path from a to b (z_dim,): slerp for the normal and sphere priors, lerp
     in the cube, as latent.interpolate chooses. A conditional G gets the classes' label embeddings mixed by t. Returns
     (z (1, z_dim), the image (1, C, H, W))."""
-    _image_model(sampler, "interpolate")
+    _image_model(sampler, "interpolate", recordings=True)
     if not 0 <= t <= 1:
         raise UserError(f"interpolate: t must be in [0, 1], got {t}")
     tt = torch.tensor([float(t)])

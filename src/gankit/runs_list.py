@@ -18,7 +18,7 @@ import yaml
 
 from gankit.config import KEEP_BEST
 from gankit.errors import UserError
-from gankit.report import latest_evaluation, read_rows
+from gankit.records import latest_evaluation, read_rows
 
 COLUMNS = ("run", "data", "model", "steps", "fid (floor)", "recognisable", "time")
 SORT_KEYS = ("name", "steps", "time")  # besides any result of an evaluation

@@ -113,6 +113,9 @@ class Sampler:
         """(c_dim * n, ...) images: row k is class k; column j uses the same z in every row."""
         if not self.c_dim:
             raise UserError("sample: a class grid needs a conditional model; this one has no classes")
+        if audio.is_audio(self.G):
+            raise UserError("sample: a class grid is an image; this run makes recordings (--out FILE.png draws "
+                            "their spectrograms, with --class K for one class)")
         z = self.z(n, generator, truncation).repeat(self.c_dim, 1)               # (c_dim * n, z_dim)
         labels = torch.arange(self.c_dim).repeat_interleave(n)                    # 0,0,..,1,1,..
         return self.decode(z, labels)

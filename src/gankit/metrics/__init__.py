@@ -46,7 +46,7 @@ class EvalContext:
     n: int = 2500
     seed: int = 0
     device: str = "cpu"
-    features: str = "auto"           # image features: auto, classifier or inception (metrics/features.py)
+    features: str = "auto"           # image features: auto, classifier, inception or random (features.py)
     guide: str = "none"              # D-guided sampling of the generated set (gankit.guided)
     truncation: float = 1.0          # the truncation trick's psi for the generated set (1: none)
     cache: dict = field(default_factory=dict)

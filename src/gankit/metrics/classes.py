@@ -1,11 +1,17 @@
 """Metrics that use the real data's classifier and labels: how recognisable samples are and how their classes are
 spread, class accuracy of a conditional G, CAS (Ravuri & Vinyals 2019), and memorisation (which needs no labels,
 only the same train / held-out split).
+
+Each evaluation that uses the classifier also shows it blobs of real images (each image's mean colour, and a heavy
+blur): a classifier that calls them recognisable is fooled by what carries no shape (the shipped digits and MNIST
+classifiers call nearly every blob an 8, which class_kl sees); one that also puts them in their own classes tells
+its classes apart by colour or coarse layout, and the evaluation says so in a caution (blob_check).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from gankit.metrics import EvalContext, classifier as clf, features, register
 
@@ -48,13 +54,69 @@ def class_histogram_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> float:
     return (p[nz] * (p[nz] / q[nz]).log()).sum().item()
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# the blob floor: what the classifier makes of images that keep nothing of a shape
+
+BLOB_CAUTION = 0.5   # above this chance-corrected accuracy on blobs, classifier-space metrics are cautioned
+
+
+def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A separable Gaussian blur of (N, C, H, W), reflect-padded, radius 3 sigma (at most the image's size - 1).
+    A dozen lines rather than torchvision's gaussian_blur, whose kernel size must be odd and below the image's."""
+    r = max(1, min(int(3 * sigma + 0.5), x.shape[-1] - 1, x.shape[-2] - 1))
+    k = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sigma**2))
+    k = (k / k.sum()).to(x.dtype)
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def blobs(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Two degenerate versions of real images (N, C, H, W): each image's mean colour everywhere, and the image
+    blurred with sigma = H / 8 (at 32 px, 4 px: a blob where the strokes were)."""
+    return {"mean colour": x.mean((2, 3), keepdim=True).expand_as(x).contiguous(), "blur": blur(x, x.shape[-1] / 8)}
+
+
+def blob_check(ctx) -> dict:
+    """What the data set's classifier makes of blobs of real half B: the share it calls recognisable (the blob floor
+    of `recognisable`), and the share it confidently puts in the class of the image each came from, chance-corrected
+    ((acc - 1/K) / (1 - 1/K): 0 when blobs fall into one class, 1 when they keep every class). At or above
+    BLOB_CAUTION the classifier reads its classes from colour or coarse layout, and its metrics say little about
+    shape (a folder of two classes of different colours: its classifier is 100 % accurate on blobs too)."""
+    if "blob_check" not in ctx.cache:
+        from_ = features.image_sets(ctx)
+        model, y = features.real_classifier(ctx).model, from_["real_b_y"]
+        rec, acc = 0.0, 0.0
+        for x in blobs(from_["real_b"]).values():
+            p = torch.softmax(clf.predict(model, x)[1].double(), 1)
+            conf, arg = p.max(1)
+            rec = max(rec, (conf >= CONFIDENT).double().mean().item())
+            if y is not None:
+                acc = max(acc, ((conf >= CONFIDENT) & (arg == y)).double().mean().item())
+        k = p.shape[1]
+        ctx.cache["blob_check"] = {"recognisable_blob": rec, "blob_class_acc": max(0.0, (acc - 1 / k) / (1 - 1 / k))}
+    return ctx.cache["blob_check"]
+
+
+def blob_caution(check: dict) -> str | None:
+    """One line when blobs keep the classes, else None."""
+    if check["blob_class_acc"] < BLOB_CAUTION:
+        return None
+    return (f"caution: the data set's classifier puts {check['blob_class_acc']:.0%} of blobs (single-colour or "
+            "heavily blurred real images) in their own class, chance-corrected: it tells the classes apart by colour "
+            "or coarse layout, so recognisable, class_kl, class_acc, is, cas and FID in its features say little "
+            "about shape here; judge by the samples, or score with --features random")
+
+
 @register("recognisable",
           help="share of samples the data set's classifier gives one class with probability >= 0.9, and the KL "
-               "between the class histograms of samples and real images; floors: the same for a real half")
+               "between the class histograms of samples and real images; floors: the same for a real half; "
+               "recognisable_blob: the share for blobs of real images (single-colour, heavily blurred)")
 def recognisable_metric(ctx: EvalContext) -> dict[str, float]:
     real = features.real_classifier(ctx)
     fake, real_a, real_b = (features.logits(ctx, k) for k in ("fake", "real_a", "real_b"))
     return {"recognisable": recognisable_share(fake), "recognisable_floor": recognisable_share(real_b),
+            "recognisable_blob": blob_check(ctx)["recognisable_blob"],
             "class_kl": class_histogram_kl(fake, real_a), "class_kl_floor": class_histogram_kl(real_b, real_a),
             "n_samples": features.sample_count(ctx), "classifier_acc": real.accuracy}
 

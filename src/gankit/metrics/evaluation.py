@@ -4,13 +4,16 @@ and .md (numbered, never overwritten), and return the markdown table that the CL
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
 from gankit import config as config_mod, data as datasets, guided, outputs
 from gankit.errors import UserError
-from gankit.metrics import EvalContext, check_names, data_kind, evaluate, features
+from gankit.metrics import EvalContext, check_names, classes, data_kind, evaluate, features, random_cnn
 from gankit.sample import load_sampler
+
+log = logging.getLogger("gankit")
 
 # Keys that describe a result rather than score the model: shown below the table, not as rows.
 INFO_KEYS = ("n_samples", "cas_n", "memorization_n", "classifier_acc")
@@ -66,6 +69,13 @@ def markdown(record: dict) -> str:
     lines += [f"- {notes[k]}: {_fmt(res[k])}" for k in INFO_KEYS if k in res]
     if record.get("classifier"):
         lines.append(f"- the classifier: {record['classifier']['source']}")
+    if "recognisable_blob" in res:
+        lines.append("- recognisable_blob: the share of blobs of real images (each one's mean colour; a heavy blur) "
+                     "that the classifier calls recognisable; class_kl tells whether they fall into one class")
+    if record.get("features") == "random":
+        lines.append(f"- features: random ({random_cnn.NAME}): {random_cnn.CAUTION}")
+    if record.get("caution"):
+        lines.append(f"- **{record['caution']}**")
     lines.append("- floor: the same metric with real data in place of generated samples (for image metrics, one "
                  "real half against the other), at the same sample count")
     return "\n".join(lines) + "\n"
@@ -120,6 +130,13 @@ def make_record(ctx: EvalContext, names: list[str], results: dict, seconds: floa
     if clf is not None:
         record["classifier"] = {"held_out_accuracy": clf.accuracy, "n_train": clf.n_train,
                                 "n_held_out": clf.n_held_out, "shipped": clf.shipped, "source": clf.source}
+    if clf is not None and ctx.kind == "image":  # blobs of images; the audio classifier has checks of its own
+        blob = classes.blob_check(ctx)
+        record["classifier"].update(blob)
+        caution = classes.blob_caution(blob)
+        if caution:
+            record["caution"] = caution
+            log.warning(f"eval: {caution}")
     return record
 
 

@@ -1,8 +1,12 @@
 """Feature spaces for the image metrics, and the sets every metric of one evaluation shares.
 
 `--features classifier`: the data set's own small CNN (metrics/classifier.py), the default for 1-channel data.
-`--features inception`: Inception-v3 pool features (2048-d) through torch-fidelity, the default for 3-channel data,
-with the weights file that FID's reference implementation uses; gankit never downloads it when offline.
+`--features inception`: Inception-v3 pool features (2048-d) through torch-fidelity, with the weights file that FID's
+reference implementation uses; gankit never downloads it when offline.
+`--features random`: a fixed random CNN (metrics/random_cnn.py, shipped weights): no download, no labels, any image.
+`--features auto` (the default): the classifier when one ships for the data set or the data is 1-channel with
+classes to train one on; else Inception when its weights file is already on disk; else random, with one line that
+says so (auto never downloads).
 
 The floor: the real data is shuffled (by the evaluation's seed) and cut into two disjoint halves A and B of
 m = min(n, N // 2) images each. A model metric compares m generated images with A; its floor compares B with A, so
@@ -11,15 +15,19 @@ both use the same reference set and the same sample counts.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from pathlib import Path
 
 import torch
 
 from gankit.errors import UserError
-from gankit.metrics import classifier as clf
+from gankit.metrics import classifier as clf, random_cnn
 
-FEATURES = ("auto", "classifier", "inception")
+log = logging.getLogger("gankit")
+
+FEATURES = ("auto", "classifier", "inception", "random")
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
 
@@ -37,7 +45,7 @@ def load_inception(device="cpu"):
     """torch-fidelity's FID Inception-v3, returning 2048-d pool features for uint8 (N, 3, H, W) images."""
     path = inception_dir() / INCEPTION_FILE
     message = (f"metrics: Inception-v3 weights not found; put {INCEPTION_FILE} (from {INCEPTION_URL}) in "
-               f"{inception_dir()}, or use --features classifier")
+               f"{inception_dir()}, or use --features random (no download)")
     if not path.is_file():
         if _offline():
             raise UserError(message)
@@ -52,7 +60,7 @@ def load_inception(device="cpu"):
         model = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
     except Exception as e:  # a truncated or foreign file
         raise UserError(f"metrics: cannot load {path} ({type(e).__name__}); delete it and put a fresh copy there "
-                        "or use --features classifier") from None
+                        "or use --features random (no download)") from None
     return model.to(device).eval()
 
 
@@ -61,25 +69,39 @@ def resolve(choice: str, data) -> str:
         raise UserError(f"--features: unknown {choice!r}; choose from {', '.join(FEATURES)}")
     if choice != "auto":
         return choice
-    return "classifier" if data.x.shape[1] == 1 else "inception"
+    if data.name in clf.SHIPPED or (data.x.shape[1] == 1 and data.y is not None and data.num_classes >= 2):
+        return "classifier"
+    return "inception" if (inception_dir() / INCEPTION_FILE).is_file() else "random"
+
+
+def auto_line(data) -> str:
+    """What auto says when it scores in the random space: which space, why, and its caution."""
+    return (f"metrics: features: random ({random_cnn.NAME}), as {data.name} has no shipped classifier and no "
+            f"Inception weights are in {inception_dir()}: "
+            f"{random_cnn.CAUTION}; put {INCEPTION_FILE} there (or pass --features inception to download it) for "
+            "FIDs comparable with published ones")
 
 
 class Embedder:
     """images (N, C, H, W) in [-1, 1] -> features (N, D) on CPU, float64. `info` goes beside every result."""
 
     def __init__(self, kind: str, data, device="cpu"):
-        self.kind, self.device, self.classifier, self.inception = kind, device, None, None
+        self.kind, self.device, self.classifier, self.inception, self.random = kind, device, None, None, None
+        self.info = {}
         if kind == "classifier":
             self.classifier = clf.real_classifier(data, device)
             self.info = {"classifier_acc": self.classifier.accuracy}
+        elif kind == "random":
+            self.random = random_cnn.load(device)
         else:
             self.inception = load_inception(device)
-            self.info = {}
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.classifier is not None:
             return clf.predict(self.classifier.model, x)[0].double()
+        if self.random is not None:
+            return random_cnn.embed(self.random, x)
         out = []
         for chunk in x.split(64):
             u8 = ((chunk.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # (B, C, H, W) as files hold it
@@ -89,9 +111,18 @@ class Embedder:
         return torch.cat(out)
 
 
+@functools.lru_cache(maxsize=None)
+def _say_once(line: str) -> None:
+    """A warning once per process: a run that evaluates every 1,000 steps says which space it scores in once."""
+    log.warning(line)
+
+
 def embedder(ctx) -> Embedder:
     if "embedder" not in ctx.cache:
-        ctx.cache["embedder"] = Embedder(resolve(ctx.features, ctx.data), ctx.data, ctx.device)
+        kind = resolve(ctx.features, ctx.data)
+        if kind == "random" and ctx.features == "auto":
+            _say_once(auto_line(ctx.data))
+        ctx.cache["embedder"] = Embedder(kind, ctx.data, ctx.device)
     return ctx.cache["embedder"]
 
 
@@ -113,14 +144,16 @@ def sample_count(ctx) -> int:
 
 
 def image_sets(ctx) -> dict[str, torch.Tensor]:
-    """{'fake': (m, C, H, W), 'real_a': ..., 'real_b': ...} on CPU; labels 'fake_y' (or None)."""
+    """{'fake': (m, C, H, W), 'real_a': ..., 'real_b': ...} on CPU; labels 'fake_y' and 'real_b_y' (or None)."""
     if "sets" not in ctx.cache:
         m = sample_count(ctx)
         x_fake, y_fake = ctx.fake()
         perm = torch.randperm(len(ctx.data), generator=torch.Generator().manual_seed(ctx.seed + 1))
         x_real = ctx.data.floats()
+        y_real = None if ctx.data.y is None else ctx.data.y.detach().cpu()
         ctx.cache["sets"] = {"fake": x_fake[:m].cpu(), "fake_y": None if y_fake is None else y_fake[:m].cpu(),
-                             "real_a": x_real[perm[:m]], "real_b": x_real[perm[m: 2 * m]]}
+                             "real_a": x_real[perm[:m]], "real_b": x_real[perm[m: 2 * m]],
+                             "real_b_y": None if y_real is None else y_real[perm[m: 2 * m]]}
     return ctx.cache["sets"]
 
 
@@ -143,3 +176,4 @@ def logits(ctx, key: str) -> torch.Tensor:
     if key not in cache:
         cache[key] = clf.predict(real_classifier(ctx).model, image_sets(ctx)[key])[1]
     return cache[key]
+
