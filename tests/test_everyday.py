@@ -129,7 +129,7 @@ def test_every_gan_preset_with_an_average_warms_it_up_and_folder_runs_keep_one()
 
     for name in config.presets():
         cfg = config.load(name)
-        if cfg.ema_decay and cfg.task == "gan":   # the GAN's step applies ema_rampup (ssl and sr average plainly)
+        if cfg.ema_decay:                           # every task's step applies ema_rampup
             assert cfg.ema_rampup > 0, name
             assert config.ema_initial_share(cfg.ema_decay, cfg.ema_rampup, 100) < 0.5, name
     folder = config.load(None, {"data": "folder:somewhere"})
@@ -140,6 +140,25 @@ def test_every_gan_preset_with_an_average_warms_it_up_and_folder_runs_keep_one()
         cfg = config.load(None, {"ema_decay": decay, "ema_rampup": rampup})
         want = math.prod(step.ema_decay(cfg, k) for k in range(300))
         assert config.ema_initial_share(decay, rampup, 300) == pytest.approx(want, rel=1e-9, abs=1e-300)
+
+
+@pytest.mark.parametrize("task", ["sr", "ssl"])
+def test_the_applications_warm_their_average_up(task, tmp_path, cli):
+    """With ema_rampup the first steps' average is the net itself (horizon 1); without, it is still mostly the
+    starting weights: sr averages G, ssl averages D (its classifier)."""
+    from test_hostile_apps import SR, SSL
+
+    flags, net = (SR, "G") if task == "sr" else (SSL, "D")
+    gap = {}
+    for rampup in (0.05, 0):
+        assert cli("train", *flags, "--steps", 4, "--ema_decay", 0.999, "--ema_rampup", rampup, "--out", tmp_path,
+                   "--name", f"{task}-{rampup}")[0] == 0
+        ck = torch.load(tmp_path / f"{task}-{rampup}" / "checkpoints" / "latest.pt", map_location="cpu",
+                        weights_only=False)
+        avg = ck[f"{net}_ema"]
+        gap[rampup] = max((avg[k].float() - v.float()).abs().max().item() for k, v in ck[net].items()
+                          if v.is_floating_point() and k in avg)
+    assert gap[0.05] < 1e-6 < gap[0]
 
 
 def test_an_average_still_mostly_its_start_is_said_at_the_end_and_when_loaded(tmp_path, cli, caplog):

@@ -35,7 +35,7 @@ from gankit.models import sr as sr_models
 from gankit.models.sr import downscale, upscale_bicubic
 from gankit.session import Trainer
 from gankit.setup import check_batch_size, load_parts, seed_everything
-from gankit.step import Step, Tally, ema_update, make_optimizers
+from gankit.step import Step, Tally, ema_decay, ema_update, make_optimizers
 from gankit.tasks.common import single_device
 
 
@@ -75,7 +75,7 @@ class SRStep(Step):
         self.update(self.opt_g, self.G, content + cfg.adv_weight * adv)
         # ---- (3) the averaged G -------------------------------------------------------------------------------------
         if self.G_ema is not None:
-            ema_update(self.G_ema, self.G, cfg.ema_decay)
+            ema_update(self.G_ema, self.G, ema_decay(cfg, step))
         self.tally.add(content, adv, loss_d, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean())
 
 

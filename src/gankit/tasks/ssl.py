@@ -41,7 +41,7 @@ from gankit.models import ssl as ssl_models
 from gankit.sample import Sampler
 from gankit.session import Trainer
 from gankit.setup import check_batch_size, load_parts, seed_everything
-from gankit.step import Step, Tally, ema_update, make_optimizers
+from gankit.step import Step, Tally, ema_decay, ema_update, make_optimizers
 from gankit.tasks.common import single_device
 
 # Random affine distortions of the real images D sees, labelled and unlabelled: the digits stay digits, and 100
@@ -136,7 +136,7 @@ class SSLStep(Step):
 
         # ---- (3) the averaged classifier --------------------------------------------------------------------------
         if self.D_ema is not None:
-            ema_update(self.D_ema, self.D, cfg.ema_decay)
+            ema_update(self.D_ema, self.D, ema_decay(cfg, step))
         acc = (l_lab.argmax(1) == y_lab).float().mean()
         self.tally.add(supervised, unsupervised, loss_g, consistency, acc,
                        torch.sigmoid(torch.logsumexp(l_unl.float(), 1)).mean(),
