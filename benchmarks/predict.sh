@@ -1,42 +1,44 @@
 #!/usr/bin/env bash
 # Next-frame prediction: the smmnist-predict and mmnist-predict presets (a conditional GAN: adversarial loss plus
-# l1_weight times L1) and the same networks with adv_weight 0 (the regression baseline), one seed each, at 1 thread,
-# scored on the held-out sequences (digits training never saw): PSNR and SSIM (mean and best of 8), sharpness
-# against the real frames', diversity of the 8 futures, beside copying the last frame. Then the GIFs of
-# docs/predict/: context and 4 futures of held-out sequences, from the stochastic GAN run.
-# Usage: bash benchmarks/predict.sh [MNIST_DIR] [OUT_DIR]   (log: benchmarks/predict.log)
+# l1_weight times the L1 term, of the closest of variety_k futures) and the same networks with adv_weight 0 and
+# variety_k 1 (the regression baseline), for each seed of SEEDS, at 1 thread, scored on the held-out sequences
+# (digits training never saw): PSNR and SSIM (mean and best of 8), sharpness against the real frames', diversity of
+# the 8 futures, beside copying the last frame. TRIED=1 adds, on seed 0, the variants docs/predict.md reports as
+# tried. Then the table (mean ± standard deviation over the seeds; benchmarks/predict_table.py) and the GIFs of
+# docs/predict/: context and 4 futures of held-out sequences, from the stochastic GAN run of seed 0.
+# Usage: [SEEDS="0 1 2"] [TRIED=1] [ONLY=smmnist] bash benchmarks/predict.sh [MNIST_DIR] [OUT_DIR]
+#   (log: benchmarks/predict.log; a run whose results.json exists is not trained again)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data/mnist}
 out=${2:-runs/predict}
+seeds=${SEEDS:-0 1 2}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-for variant in "smmnist-predict smmnist-gan" "smmnist-predict smmnist-regression --adv_weight 0" \
-               "mmnist-predict mmnist-gan" "mmnist-predict mmnist-regression --adv_weight 0"; do
+variants=()
+for seed in $seeds; do
+  variants+=("$seed smmnist-predict smmnist-gan" "$seed smmnist-predict smmnist-regression --adv_weight 0 --variety_k 1"
+             "$seed mmnist-predict mmnist-gan" "$seed mmnist-predict mmnist-regression --adv_weight 0 --variety_k 1")
+done
+if [ "${TRIED:-0}" = 1 ]; then                 # the recipes docs/predict.md compares, seed 0
+  variants+=("0 smmnist-predict smmnist-l1-adv1 --variety_k 1 --adv_weight 1"
+             "0 smmnist-predict smmnist-v4-adv1 --variety_k 4 --adv_weight 1"
+             "0 mmnist-predict mmnist-l1-adv1 --variety_k 1 --adv_weight 1")
+fi
+for variant in "${variants[@]}"; do
   set -- $variant
-  preset=$1; name=$2; shift 2
+  seed=$1; preset=$2; name=$3-s$1; shift 3
+  case "$name" in ${ONLY:-}*) ;; *) continue ;; esac
   if [ -f "$out/$name/results.json" ]; then echo "$name: done before"; continue; fi
   start=$(date +%s)
   .venv/bin/gankit train --config "$preset" --data_dir "$data" --out "$out" --name "$name" --no-progress \
-    --device cpu "$@"
+    --device cpu --seed "$seed" "$@"
   echo "$name: $(( $(date +%s) - start )) s wall"
 done
-.venv/bin/python - "$out" <<'PY'
-import json, sys
-from pathlib import Path
-out = Path(sys.argv[1])
-print("| data | predictor | SSIM | best-of-8 SSIM | PSNR | best-of-8 PSNR | sharpness / real | diversity | train s |")
-print("|---|---|---|---|---|---|---|---|---|")
-for data in ("smmnist", "mmnist"):
-    rec = {v: json.loads((out / f"{data}-{v}" / "results.json").read_text()) for v in ("gan", "regression")}
-    rows = [("GAN", rec["gan"]["rows"]["G"], rec["gan"]), ("regression", rec["regression"]["rows"]["G"],
-            rec["regression"]), ("last frame", rec["gan"]["rows"]["last frame"], None)]
-    for name, r, whole in rows:
-        secs = whole["train_seconds"] if whole else ""
-        print(f"| {data} | {name} | {r['ssim']:.4f} | {r['ssim_best']:.4f} | {r['psnr']:.2f} | {r['psnr_best']:.2f} "
-              f"| {r['sharpness_ratio']:.2f} | {r['diversity']:.4f} | {secs} |")
-PY
-rm -rf "$out/gifs"
-.venv/bin/gankit predict "$out/smmnist-gan" --context heldout --futures 4 --n 4 --out "$out/gifs"
-mkdir -p docs/predict
-cp "$out"/gifs/seq-000[0-3].gif docs/predict/
-echo "docs/predict/: $(ls docs/predict)"
+.venv/bin/python benchmarks/predict_table.py "$out"
+if [ -f "$out/smmnist-gan-s0/results.json" ]; then
+  rm -rf "$out/gifs"
+  .venv/bin/gankit predict "$out/smmnist-gan-s0" --context heldout --futures 4 --n 4 --out "$out/gifs"
+  mkdir -p docs/predict
+  cp "$out"/gifs/seq-000[0-3].gif docs/predict/
+  echo "docs/predict/: $(ls docs/predict)"
+fi

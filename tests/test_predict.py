@@ -3,6 +3,7 @@
 The moving-digit sets are made here from scikit-learn's embedded 8x8 digits upscaled to 28 px (`synthetic`), so the
 tests need no MNIST files; the check on MNIST itself runs when ../shared/data/mnist holds them."""
 
+import copy
 import json
 
 import numpy as np
@@ -16,6 +17,8 @@ from gankit.apps import predict as app
 from gankit.data import images, moving, video
 from gankit.errors import ConfigError, UserError
 from gankit.models import predict as nets
+from gankit.step import make_optimizers
+from gankit.tasks import predict as task
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -157,6 +160,8 @@ def test_video_folder_trains_through_the_cli(tmp_path, cli):
     ({"context": 15, "horizon": 10}, "frames"), ({"digits": 3}, "digits"), ({"horizon": 0}, "horizon"),
     ({"task": "gan", "model": "dcgan"}, "data"), ({"data": "digits"}, "data"), ({"d_norm": "virtual_batch"}, "d_norm"),
     ({"adv_weight": 0, "l1_weight": 0}, "l1_weight"), ({"holdout": 0}, "holdout"),
+    ({"variety_k": 0}, "variety_k"), ({"variety_k": 65}, "variety_k"), ({"variety_k": 4, "l1_weight": 0}, "variety_k"),
+    ({"ms_weight": -1}, "ms_weight"), ({"ms_weight": float("nan")}, "ms_weight"),
 ])
 def test_config_names_the_field_at_fault(changes, field):
     with pytest.raises(ConfigError) as e:
@@ -175,6 +180,83 @@ def test_networks_shapes_and_the_last_frame_start(size):
     fut = G(past, torch.randn(2, 4))
     assert fut.shape == (2, 4, size, size) and D(fut, past).shape == (2,)
     assert torch.equal(fut, past[:, -1:].repeat(1, 4, 1, 1))          # untrained: the last frame, copied
+
+
+# ---- the variety loss and the mode-seeking term ------------------------------------------------------------------
+
+
+def tiny_step(tail_std=0.2, **changes):
+    """A PredictStep of a tiny G and D (8 px, 2 frames given, 2 predicted, no batch norm, fp32) whose G already
+    depends on z (its output layer is drawn at random instead of starting at zero), and one fixed batch."""
+    cfg = config.load("smmnist-predict", {"img_size": 8, "context": 2, "horizon": 2, "frames": 4, "z_dim": 4,
+                                          "g_width": 8, "d_width": 8, "g_norm": "none", "precision": "fp32",
+                                          "batch_size": 6, "ema_decay": 0, "g_lr": 2e-3, "variety_k": 1,
+                                          **changes})
+    torch.manual_seed(0)
+    G, D = nets.Generator(2, 2, 1, 4, 8, 2, "none"), nets.Discriminator(2, 2, 1, 8, 2, "spectral")
+    torch.nn.init.normal_(G.tail.weight, std=tail_std)
+    step = task.PredictStep(cfg, G, D, None, *make_optimizers(cfg, G, D), torch.device("cpu"))
+    past, future = torch.rand(6, 2, 8, 8) * 2 - 1, torch.rand(6, 2, 8, 8) * 2 - 1
+    return step, G, (lambda: (past, future)), past, future
+
+
+def test_variety_loss_is_the_l1_of_the_closest_of_k_draws():
+    """With variety_k 3 the step's L1 term is, per context, the smallest of the three draws' L1 distances (by hand:
+    one G call per draw, before G's update), averaged; not draw 0's, not the mean over the draws."""
+    step, G, batch, past, future = tiny_step(2.0, variety_k=3, adv_weight=0)
+    before = copy.deepcopy(G)
+    torch.manual_seed(7)
+    step(batch, 0)
+    recorded = step.tally.read()["loss_l1"]
+    torch.manual_seed(7)
+    z = torch.randn(3, 6, 4)                                     # the step's draws: draw j of context i is z[j, i]
+    with torch.no_grad():
+        dist = torch.stack([torch.stack([(before(past[i:i + 1], z[j, i:i + 1]) - future[i]).abs().mean()
+                                         for i in range(6)]) for j in range(3)])          # (3 draws, 6 contexts)
+    best, first, mean = dist.min(0).values.mean().item(), dist[0].mean().item(), dist.mean().item()
+    assert recorded == pytest.approx(best, rel=1e-5)
+    assert best < first - 1e-3 and best < mean - 1e-3                       # the draws do differ: the min is not them
+    assert task.variety_l1(dist[:, :, None, None, None], torch.zeros(6, 1, 1, 1)).item() == pytest.approx(best)
+    # and only the closest draw is pulled towards the truth: G's gradient comes through it alone
+    fakes = torch.stack([before(past, z[j]) for j in range(3)]).detach().requires_grad_(True)
+    task.variety_l1(fakes, future).backward()
+    touched = fakes.grad.flatten(2).abs().sum(2) > 0                        # (3, 6)
+    assert torch.equal(touched, dist == dist.min(0).values)
+
+
+def test_mode_seeking_term_by_hand_and_its_gradient_pushes_the_futures_apart():
+    f1, f2, z1, z2 = torch.zeros(2, 3), torch.full((2, 3), 0.5), torch.zeros(2, 4), torch.ones(2, 4)
+    assert task.mode_seeking(f1, f2, z1, z2).item() == pytest.approx(1 / (0.5 + 1e-5))
+    g = torch.Generator().manual_seed(0)
+    f1, f2 = torch.randn(4, 8, generator=g).requires_grad_(True), torch.randn(4, 8, generator=g).requires_grad_(True)
+    z1, z2 = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
+    task.mode_seeking(f1, f2, z1, z2).backward()
+    assert f1.grad.abs().min() > 0
+    with torch.no_grad():                                   # a gradient step moves every coordinate apart
+        before = (f1 - f2).abs()
+        after = ((f1 - 0.01 * f1.grad) - (f2 - 0.01 * f2.grad)).abs()
+    assert (after > before).all()
+
+
+def spread(G, past):
+    """Mean L1 distance between two futures of the same contexts (fixed z)."""
+    z = torch.randn(2, len(past), G.z_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        return (G(past, z[0]) - G(past, z[1])).abs().mean().item()
+
+
+@pytest.mark.parametrize("switch", [{"ms_weight": 1.0}, {"variety_k": 4}])
+def test_each_switch_makes_g_use_its_noise(switch):
+    """The same 30 steps from the same start, with L1 alone and with the switch: L1 alone pulls every draw to one
+    future (G learns to ignore z); mode seeking and the variety loss keep G's futures apart."""
+    spreads = {}
+    for name, changes in (("l1", {}), ("switch", switch)):
+        step, G, batch, past, _ = tiny_step(adv_weight=0, **changes)
+        torch.manual_seed(3)
+        for k in range(30):
+            step(batch, k)
+        spreads[name] = spread(G, past)
+    assert spreads["switch"] > 2 * spreads["l1"], spreads
 
 
 # ---- training and predicting ------------------------------------------------------------------------------------
@@ -231,5 +313,11 @@ def test_two_step_training_from_the_cli(tmp_path, cli, digits_source):
                          tmp_path, "--name", "s")
     assert code == 0, err
     assert "| G |" in out and (tmp_path / "s" / "checkpoints" / "latest.pt").is_file()
+    code, out, err = cli("train", *TINY, "--data", "smoving-mnist", "--steps", "2", "--variety_k", "3",
+                         "--ms_weight", "1", "--log_every", "1", "--out", tmp_path, "--name", "v")
+    assert code == 0, err
+    r = json.loads((tmp_path / "v" / "results.json").read_text())
+    assert r["variety_k"] == 3 and r["ms_weight"] == 1.0
+    assert " ms " in out + err
     code, _, err = cli("upscale", tmp_path / "s", "--images", "heldout", "--out", tmp_path / "u")
     assert code == 2 and "task predict" in err

@@ -150,6 +150,11 @@ class Config:
     horizon: int = _f(10, "predict: frames G predicts after the context (the future)")
     l1_weight: float = _f(10.0, "predict: weight of the L1 distance to the true future beside adv_weight times the "
                                 "adversarial loss (pix2pix, SAVP)")
+    variety_k: int = _f(1, "predict: the variety loss (best of many; Gupta et al. 2018, Bhattacharyya et al. 2018): "
+                           "k futures of each context are drawn and only the closest one's L1 term counts, so G "
+                           "covers the possible futures instead of their blurred mean; 1 = off")
+    ms_weight: float = _f(0.0, "predict: weight of the mode-seeking term (MSGAN, Mao et al. 2019): two futures of "
+                               "one context are pushed apart, 1 / (|G(c, z1) - G(c, z2)| / |z1 - z2| + 1e-5); 0 = off")
 
     # --- optimisation ---
     steps: int = _f(2000, "generator updates to train for")
@@ -210,6 +215,7 @@ RESUMABLE_FIELDS = ("steps", "log_every", "sample_every", "ckpt_every", "eval_ev
                     "rollback_lr_factor", "collapse_steps", "stream", "memory_budget_gb", "data_workers", "keep_best")
 SEED_LIMIT = 2**32  # NumPy's seeds are 32-bit
 FRAMES_MAX = 1000  # frames, context and horizon of task predict
+VARIETY_MAX = 64  # futures per context of predict's variety loss: each one is a G forward of the whole batch
 _INT_EXACT = 2**53  # above this a float no longer holds every integer: 1e23 is not the integer the user typed
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -648,6 +654,12 @@ def _check_sequences(cfg: Config, task: registry.Task) -> None:
     _check(cfg.context + cfg.horizon <= cfg.frames, "frames", f"{cfg.frames} frames cannot hold context "
                                                               f"{cfg.context} + horizon {cfg.horizon}")
     _check(cfg.l1_weight > 0 or cfg.adv_weight > 0, "l1_weight", "and adv_weight are both 0: G would learn nothing")
+    _check(isinstance(cfg.variety_k, int) and 1 <= cfg.variety_k <= VARIETY_MAX, "variety_k",
+           f"must be an integer from 1 (off) to {VARIETY_MAX} futures per context, got {quote(cfg.variety_k)}")
+    _check(cfg.variety_k == 1 or cfg.l1_weight > 0, "variety_k",
+           "picks the closest future by its L1 term, which l1_weight 0 turns off: set l1_weight > 0 or variety_k 1")
+    _check(math.isfinite(cfg.ms_weight) and cfg.ms_weight >= 0, "ms_weight",
+           f"must be a number >= 0 (0 = off), got {quote(cfg.ms_weight)}")
     for name in ("g_norm", "d_norm"):
         _check(getattr(cfg, name) != "virtual_batch", name, f"task {cfg.task} has no virtual batch norm")
     _check(not cfg.xflip and not cfg.diffaug, "xflip" if cfg.xflip else "diffaug",

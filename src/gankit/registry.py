@@ -43,7 +43,7 @@ TASKS = {t.name: t for t in (
          fields=("sr_scale", "adv_weight")),
     Task("predict", "G predicts the next frames of a sequence from the past ones and z, several futures (SAVP, Lee "
          "et al. 2018)", ("unet",), needs_holdout=True, sequences=True,
-         fields=("digits", "frames", "context", "horizon", "l1_weight", "adv_weight")),
+         fields=("digits", "frames", "context", "horizon", "l1_weight", "adv_weight", "variety_k", "ms_weight")),
 )}
 
 

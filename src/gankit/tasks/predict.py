@@ -7,7 +7,11 @@ Per step, on a minibatch of training windows (context + horizon frames, each fro
       separate batches, one update;
   (2) G's update: l1_weight times the L1 distance to the true future (what a regression minimises: it predicts the
       median of the possible futures, a blur where they differ) plus adv_weight times G's adversarial loss through D
-      (what makes each sampled future sharp); adv_weight 0 is the regression baseline with the same G;
+      (what makes each sampled future sharp); adv_weight 0 is the regression baseline with the same G. L1 alone
+      rewards G for ignoring z (the median future is its best answer whatever z says); two switches make it use z:
+      variety_k > 1 draws k futures per context and counts the L1 term of the closest only (best of many: Gupta et
+      al. 2018, Social GAN; Bhattacharyya et al. 2018), and ms_weight > 0 adds MSGAN's mode-seeking term on two
+      draws of one context (Mao et al. 2019). D sees one draw per context either way;
   (3) the averaged G (ema_decay), the one kept for predicting.
 The run's held-out sequences (whose digits training never saw) are scored at the end: PSNR and SSIM per frame, mean
 and best of K, sharpness and diversity, beside copying the last frame (results.json, results.md).
@@ -43,7 +47,26 @@ from gankit.tasks.common import single_device
 
 
 class PredictTally(Tally):
-    KEYS = ("loss_l1", "loss_adv", "loss_d", "D(x)", "D(G(z))")
+    KEYS = ("loss_l1", "loss_adv", "loss_ms", "loss_d", "D(x)", "D(G(z))")
+
+
+MS_EPS = 1e-5  # MSGAN's code: 1 / (ratio + 1e-5)
+
+
+def variety_l1(fakes: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
+    """The variety (best-of-many) L1 term: fakes (k, B, h*C, H, W), k futures of each of B contexts, future
+    (B, h*C, H, W) -> the mean over the contexts of the smallest of the k per-sample L1 distances. Only the closest
+    draw is pulled towards the truth, so the others may stay at other possible futures (with k = 1: plain L1)."""
+    per_draw = (fakes - future).abs().flatten(2).mean(2)                       # (k, B)
+    return per_draw.min(0).values.mean()
+
+
+def mode_seeking(f1: torch.Tensor, f2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """MSGAN's mode-seeking term (Mao et al. 2019), as their code computes it over the batch: 1 / (ratio + eps),
+    ratio = mean |f1 - f2| / mean |z1 - z2| for two futures f1, f2 of the same contexts from z1, z2. Minimising it
+    pushes the two futures apart, the more the closer they are."""
+    ratio = (f1 - f2).abs().mean() / (z1 - z2).abs().mean()
+    return 1 / (ratio + MS_EPS)
 
 
 class PredictStep(Step):
@@ -54,34 +77,48 @@ class PredictStep(Step):
         super().__init__(cfg, G, D, G_ema, opt_g, opt_d, device)
         self.tally = PredictTally(device)
 
+    def draws(self) -> int:
+        """Futures G draws per context each step: variety_k for the variety loss, at least 2 for mode seeking."""
+        return max(self.cfg.variety_k, 2 if self.cfg.ms_weight > 0 else 1)
+
+    def futures(self, past: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """n = draws() futures of each context in one forward: -> fakes (n, B, h*C, H, W), z (n, B, z_dim); draw j
+        of context i is row j * B + i of G's batch."""
+        n, B = self.draws(), past.shape[0]
+        z = sample_z(n * B, self.cfg.z_dim, self.cfg.prior, device=self.device)
+        with self.autocast():
+            fake = self.G_fwd(past if n == 1 else past.repeat(n, 1, 1, 1), z).float()
+        return fake.unflatten(0, (n, B)), z.unflatten(0, (n, B))
+
     def __call__(self, batch, step: int) -> None:
-        cfg, G, D = self.cfg, self.G_fwd, self.D_fwd
+        cfg, D = self.cfg, self.D_fwd
         self.set_lr(step)
         past, future = batch()
-        z = sample_z(past.shape[0], cfg.z_dim, cfg.prior, device=self.device)
-        with self.autocast():
-            fake = G(past, z).float()                                     # (B, h*C, H, W), graph kept for (2)
+        fakes, z = self.futures(past)                                      # graph kept for (2)
+        fake = fakes[0]                                                    # (B, h*C, H, W): the draw D judges
         zero = torch.zeros((), device=self.device)
-        loss_d, d_real, d_fake = zero, zero, zero
-        # ---- (1) D: the true futures, then G's, each after its context ---------------------------------------------
+        loss_d, d_real, d_fake, adv, ms = zero, zero, zero, zero, zero
+        # ---- (1) D: the true futures, then G's (one draw per context), each after its context --------------------
         if cfg.adv_weight > 0:
             with self.autocast():
                 d_real, d_fake = D(future, past).float(), D(fake.detach().clamp(-1, 1), past).float()
                 loss_d = losses.d_loss(cfg.loss, d_real, d_fake, cfg.label_smooth)
             self.update(self.opt_d, self.D, loss_d)
-        # ---- (2) G: L1 to the true future plus the adversarial loss through D, D's weights frozen ------------------
-        l1 = (fake - future).abs().mean()
-        adv = zero
+        # ---- (2) G: L1 to the true future (of the closest of variety_k draws), the adversarial loss through D (D's
+        # weights frozen), and the mode-seeking term on two draws of the same contexts -----------------------------
+        l1 = (fake - future).abs().mean() if cfg.variety_k == 1 else variety_l1(fakes[:cfg.variety_k], future)
         if cfg.adv_weight > 0:
             self.D.requires_grad_(False)
             with self.autocast():
                 adv = losses.g_loss(cfg.loss, D(fake.clamp(-1, 1), past).float())
             self.D.requires_grad_(True)
-        self.update(self.opt_g, self.G, cfg.l1_weight * l1 + cfg.adv_weight * adv)
+        if cfg.ms_weight > 0:
+            ms = mode_seeking(fakes[0], fakes[1], z[0], z[1])
+        self.update(self.opt_g, self.G, cfg.l1_weight * l1 + cfg.adv_weight * adv + cfg.ms_weight * ms)
         # ---- (3) the averaged G -------------------------------------------------------------------------------------
         if self.G_ema is not None:
             ema_update(self.G_ema, self.G, ema_decay(cfg, step))
-        self.tally.add(l1, adv, loss_d, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean())
+        self.tally.add(l1, adv, ms, loss_d, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean())
 
 
 def _resolve(cfg: Config, data) -> Config:
@@ -147,7 +184,8 @@ class PredictTrainer(Trainer):
                 "eval/l1_last_frame": (past[:, -1:] - truth).abs().mean().item() / 2}
 
     def postfix(self, row: dict) -> str:
-        return f"l1 {row['loss_l1']:.4f} adv {row['loss_adv']:.3f} loss_d {row['loss_d']:.3f}"
+        ms = f" ms {row['loss_ms']:.3g}" if self.cfg.ms_weight > 0 else ""
+        return f"l1 {row['loss_l1']:.4f} adv {row['loss_adv']:.3f}{ms} loss_d {row['loss_d']:.3f}"
 
     def finish(self, run_dir: Path, last: dict) -> None:
         """The result: K futures of each held-out sequence scored beside copying the last frame."""
@@ -158,6 +196,7 @@ class PredictTrainer(Trainer):
         rows = write_results(self.kept, self.held, cfg.context, cfg.horizon, run_dir,
                              {"train_seconds": round(time.perf_counter() - self.t_begin, 1),
                               "train_cpu_seconds": round(time.process_time() - self.cpu_begin, 1),
-                              "adv_weight": cfg.adv_weight, "data": cfg.data})
+                              "adv_weight": cfg.adv_weight, "variety_k": cfg.variety_k, "ms_weight": cfg.ms_weight,
+                              "data": cfg.data})
         print(table(rows, f"held-out sequences ({len(self.held)}), {cfg.context} frames given, {cfg.horizon} "
                           f"predicted, K = {EVAL_FUTURES}"))
