@@ -21,8 +21,7 @@ for seed in $seeds; do
 done
 if [ "${TRIED:-0}" = 1 ]; then                 # the recipes docs/predict.md compares, seed 0
   variants+=("0 smmnist-predict smmnist-l1-adv1 --variety_k 1 --adv_weight 1"
-             "0 smmnist-predict smmnist-v4-adv1 --variety_k 4 --adv_weight 1"
-             "0 mmnist-predict mmnist-l1-adv1 --variety_k 1 --adv_weight 1")
+             "0 smmnist-predict smmnist-v4-adv1 --variety_k 4 --adv_weight 1")
 fi
 for variant in "${variants[@]}"; do
   set -- $variant

@@ -106,7 +106,7 @@ class PredictStep(Step):
             self.update(self.opt_d, self.D, loss_d)
         # ---- (2) G: L1 to the true future (of the closest of variety_k draws), the adversarial loss through D (D's
         # weights frozen), and the mode-seeking term on two draws of the same contexts -----------------------------
-        l1 = (fake - future).abs().mean() if cfg.variety_k == 1 else variety_l1(fakes[:cfg.variety_k], future)
+        l1 = variety_l1(fakes[:cfg.variety_k], future)                      # k = 1: plain L1 of the first draw
         if cfg.adv_weight > 0:
             self.D.requires_grad_(False)
             with self.autocast():
