@@ -21,12 +21,12 @@ def test_readme_python_example_runs_as_written(tmp_path, monkeypatch, capsys):
     scope = {}
     exec(compile(_readme_block(), "README.md (From Python)", "exec"), scope)
     run, x, record = scope["run"], scope["x"], scope["record"]
-    assert run == tmp_path.joinpath("runs", "dcgan-digits").relative_to(tmp_path)
-    assert x.shape == (16, 1, 32, 32) and -1 <= x.min() and x.max() <= 1
+    assert run == tmp_path.joinpath("runs", "mlp-digits").relative_to(tmp_path)
+    assert x.shape == (16, 1, 8, 8) and -1 <= x.min() and x.max() <= 1
     assert record["results"].keys() >= {"fid", "fid_floor", "precision", "precision_floor"}
     assert (run / "eval" / "step-0000100.json").is_file()
     out = capsys.readouterr()
-    assert "32 64" in out.out and "| fid |" in out.out
+    assert "8 128" in out.out and "| fid |" in out.out
     ckpt = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
     assert ckpt["step"] == 150 and "event" in (run / "metrics.jsonl").read_text()   # resumed to 150
 

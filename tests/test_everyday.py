@@ -195,14 +195,14 @@ def test_the_notebook_block_is_right_when_its_cell_runs_again(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     tiny = {"img_size": 16, "z_dim": 8, "g_width": 8, "d_width": 8, "batch_size": 16}   # the block's flow, small
     monkeypatch.setattr(gankit, "load_config", lambda source, **fields: api.load_config(source, **fields, **tiny))
-    assert cli("train", *TINY, "--steps", 1, "--out", "runs", "--name", "dcgan-digits")[0] == 0   # the first run
+    assert cli("train", *TINY, "--steps", 1, "--out", "runs", "--name", "mlp-digits")[0] == 0   # the first run
     scope = {}
     exec(compile(_docs_block(), "docs/using.md (From Python)", "exec"), scope)      # the cell, run a second time
-    assert scope["run"] == Path("runs", "dcgan-digits-2")
-    assert torch.load(Path("runs/dcgan-digits-2/checkpoints/latest.pt"), weights_only=True)["step"] == 150
-    assert torch.load(Path("runs/dcgan-digits/checkpoints/latest.pt"), weights_only=True)["step"] == 1   # untouched
+    assert scope["run"] == Path("runs", "mlp-digits-2")
+    assert torch.load(Path("runs/mlp-digits-2/checkpoints/latest.pt"), weights_only=True)["step"] == 150
+    assert torch.load(Path("runs/mlp-digits/checkpoints/latest.pt"), weights_only=True)["step"] == 1   # untouched
     assert scope["picture"].size == (8 * 18 + 2, 2 * 18 + 2)                                 # gankit.show's grid
-    assert (Path("runs/dcgan-digits-2/eval/step-0000100.json")).is_file()
+    assert (Path("runs/mlp-digits-2/eval/step-0000100.json")).is_file()
 
 
 def test_classes_by_index_or_name_with_errors_in_python_terms(tmp_path):
