@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from gankit import config as config_mod
+from gankit import config as config_mod, outputs
 from gankit.errors import UserError
 
 # Shorthands that set several fields at once.
@@ -161,8 +161,8 @@ def run_ablation(base: dict, cells: list[Cell], seeds: list[int], out: Path, job
     (out / "runs").mkdir(parents=True)
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **(extra_env or {})}
-    (out / "ablation.json").write_text(json.dumps({"base": base, "cells": [c.__dict__ for c in cells],
-                                                   "seeds": seeds}, indent=1))
+    plan = json.dumps({"base": base, "cells": [c.__dict__ for c in cells], "seeds": seeds}, indent=1)
+    outputs.write_atomic(out / "ablation.json", lambda tmp: tmp.write_text(plan))
 
     def one(ci: int, cell: Cell, seed: int) -> dict:
         name = f"c{ci:02d}-s{seed}"
@@ -257,15 +257,9 @@ def summarise(cells: list[Cell], rows: list[dict]) -> tuple[list[str], list[dict
 
 def write_tables(out: Path, rows: list[dict], metrics: list[str], summary: list[dict], title: str) -> tuple[Path, Path]:
     keys = ["cell", "seed", "run", "ok", "seconds"] + [m for m in metrics if m != "seconds"] + ["error"]
-    with open(out / "runs.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    outputs.write_atomic(out / "runs.csv", lambda tmp: _write_csv(tmp, keys, rows))
     skeys = ["cell", "runs", "failed"] + [k for m in metrics for k in (m, f"{m}_se")]
-    with open(out / "summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=skeys, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(summary)
+    outputs.write_atomic(out / "summary.csv", lambda tmp: _write_csv(tmp, skeys, summary))
     lines = [f"## {title}", "", "mean ± standard error over seeds", "",
              "| setting | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
     for s in summary:
@@ -274,8 +268,15 @@ def write_tables(out: Path, rows: list[dict], metrics: list[str], summary: list[
             cells.append(f"{_fmt(s[m])} ± {_fmt(s[m + '_se'])}" if m in s else "n/a")
         failed = f" ({s['failed']} of {s['runs']} failed)" if s["failed"] else ""
         lines.append(f"| {s['cell']}{failed} | " + " | ".join(cells) + " |")
-    (out / "table.md").write_text("\n".join(lines) + "\n")
+    outputs.write_atomic(out / "table.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     return out / "table.md", out / "summary.csv"
+
+
+def _write_csv(path: Path, keys: list[str], rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
 
 
 def _fmt(v: float) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gankit import outputs
 from gankit.config import ema_initial_share
 from gankit.errors import UserError
 from gankit.models import discriminator_from_spec, generator_from_spec
@@ -316,18 +317,15 @@ def checksum(obj) -> str:
 
 
 def save(state: dict, path: Path) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, then rename over `path`.
-
-    os.replace is atomic on POSIX and Windows, so a crash leaves either the old file or the new one, never half.
-    """
+    """Write `state` with its checksum through outputs.write_atomic: a crash leaves the old file or the new one."""
     path = Path(path)
     bad = nonfinite_parts(state)
     if bad:  # the loop's guard comes first; this is the last line of defence for any caller
         raise UserError(f"checkpoint: not writing {path}: {bad[0]} holds NaN or infinity")
-    tmp = path.with_name(f".{path.name}.tmp")
     state = {k: v for k, v in state.items() if k != "checksum"}
     state["checksum"] = checksum(state)
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             try:
                 torch.save(state, f)
@@ -335,12 +333,7 @@ def save(state: dict, path: Path) -> None:
                 if isinstance(e.__context__, OSError):
                     raise e.__context__ from None
                 raise
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    outputs.write_atomic(path, write)
 
 
 def save_step(state: dict, folder: Path, step: int) -> Path:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -194,7 +193,5 @@ def export(source: str | Path, out: str | Path, step: int | None = None, onnx: b
         meta["onnx"] = {}
         outputs.write_atomic(out / EXPORT_ONNX, lambda tmp: meta["onnx"].update(
             export_onnx(G, tmp, "points" if meta["is_points"] else "images")))
-    tmp = out / f".{EXPORT_META}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, out / EXPORT_META)
+    outputs.write_atomic(out / EXPORT_META, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
     return meta
