@@ -22,7 +22,6 @@ and best of K, sharpness and diversity, beside copying the last frame (results.j
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ from gankit.latent import sample_z
 from gankit.models import predict as predict_models
 from gankit.models.predict import stack
 from gankit.session import Trainer
-from gankit.setup import check_batch_size, seed_everything
+from gankit.setup import averaged_copy, check_batch_size, seed_everything
 from gankit.step import Step, Tally, ema_decay, ema_update, make_optimizers
 from gankit.tasks.common import single_device
 
@@ -146,7 +145,7 @@ class PredictTrainer(Trainer):
                                      cfg.g_norm).to(device)
         D = predict_models.Discriminator(cfg.context, cfg.horizon, cfg.channels, cfg.d_width, levels,
                                          cfg.d_norm).to(device)
-        G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay else None
+        G_ema = averaged_copy(G, cfg.ema_decay)
         opt_g, opt_d = make_optimizers(cfg, G, D)
         self.state = TrainState(G, D, G_ema, opt_g, opt_d, cfg.to_dict(), [])
         self.step = PredictStep(cfg, G, D, G_ema, opt_g, opt_d, device)

@@ -15,7 +15,6 @@ the data set's classifier, beside bicubic upscaling (results.json, results.md).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from gankit.metrics import classifier as clf
 from gankit.models import sr as sr_models
 from gankit.models.sr import downscale, upscale_bicubic
 from gankit.session import Trainer
-from gankit.setup import check_batch_size, load_parts, seed_everything
+from gankit.setup import averaged_copy, check_batch_size, load_parts, seed_everything
 from gankit.step import Step, Tally, ema_decay, ema_update, make_optimizers
 from gankit.tasks.common import single_device
 
@@ -100,7 +99,7 @@ class SRTrainer(Trainer):
         seed_everything(cfg.seed)
         G = sr_models.Generator(cfg.sr_scale, cfg.channels, cfg.g_width, cfg.g_layers).to(device)
         D = sr_models.Discriminator(cfg.channels, cfg.d_width).to(device)
-        G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay else None
+        G_ema = averaged_copy(G, cfg.ema_decay)
         opt_g, opt_d = make_optimizers(cfg, G, D)
         self.state = TrainState(G, D, G_ema, opt_g, opt_d, cfg.to_dict(), list(data.class_names))
         self.step = SRStep(cfg, G, D, G_ema, opt_g, opt_d, device)
