@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gankit import distributed
+from gankit import distributed, registry
 from gankit.config import Config
 from gankit.errors import UserError
 from gankit.data.stream import Batches
@@ -163,13 +163,14 @@ def _peak_memory(device: torch.device) -> int:
 def bench(cfg: Config, timed_steps: int = 20, rounds: int = 3, warmup: int = 5, reference: bool = False,
           progress=print) -> dict:
     """Measure gankit's step (and the reference's) on cfg's data and models; returns a dict of results."""
-    if reference and cfg.task != "gan":
+    gan_step = registry.TASKS[cfg.task].bench_reference
+    if reference and not gan_step:
         raise UserError(f"bench: --reference compares with pytorch/examples' DCGAN step, a GAN's; task {cfg.task} "
                         "is timed on its own (drop --reference)")
     if reference and (cfg.model != "dcgan" or cfg.cond != "none"):
         raise UserError("bench: --reference compares with pytorch/examples' unconditional DCGAN; use model dcgan "
                         "with cond none")
-    cfg, runs, step, device = _set_up(cfg, reference) if cfg.task == "gan" else _set_up_task(cfg)
+    cfg, runs, step, device = _set_up(cfg, reference) if gan_step else _set_up_task(cfg)
     dtype = autocast_dtype(cfg.precision, device)
     results, notes = {name: Result(name, [], cfg.batch_size) for name in runs}, []
     first_step = None
@@ -287,7 +288,7 @@ def report(out: dict) -> str:
            f"{cfg.reuse_fake}, compile {cfg.compile}")
     task = (f"task {cfg.task}'s own step, {cfg.img_size}px, widths {cfg.g_width}/{cfg.d_width}, batch "
             f"{cfg.batch_size} · precision {out['precision']}")
-    lines = [f"device: {out['device']} · {gan if cfg.task == 'gan' else task} · {out['rounds']} rounds of "
+    lines = [f"device: {out['device']} · {gan if registry.TASKS[cfg.task].bench_reference else task} · {out['rounds']} rounds of "
              f"{out['timed_steps']} steps",
              "measured peak (a 4x4 convolution): " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in out["peak_flops"].items()),
              "", "| loop | img/s | ms/step | GFLOP/step | GFLOP/s | share of peak | peak memory | ratio |",

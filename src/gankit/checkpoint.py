@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gankit import outputs
+from gankit import outputs, registry
 from gankit.config import ema_initial_share
 from gankit.errors import UserError
 from gankit.models import discriminator_from_spec, generator_from_spec
@@ -177,11 +177,13 @@ class Saved:
         """Whether the run kept an averaged G."""
         return self.state.get("G_ema") is not None
 
-    def require(self, task: str, command: str, hint: str = "") -> "Saved":
-        """This checkpoint, or the one-line error that a command for runs of `task` was given a run of another."""
-        if self.task != task:
+    def require(self, command: str, hint: str = "") -> "Saved":
+        """This checkpoint, or the one-line error that `command` (a task's `use` in the registry) was given a run of a
+        task it does not serve."""
+        task = registry.task(self.task)
+        if task is None or task.use != command:
             raise UserError(f"{command}: {self.path} is from a run of task {self.task}; {command} needs a run of task "
-                            f"{task}{hint}")
+                            f"{registry.tasks_with(use=command)}{hint}")
         return self
 
     def generator(self, ema: bool = True) -> nn.Module:

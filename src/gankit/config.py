@@ -719,9 +719,9 @@ def _check_combinations(cfg: Config) -> None:
            f"must be a multiple of pack ({cfg.pack})")
     _check(cfg.cond != "none" or cfg.c_dim == 0, "c_dim", "a class count needs cond: concat or projection")
     _check(cfg.c_dim != 1, "c_dim", "a conditional model needs at least 2 classes")
-    _check(cfg.guide == "none" or (cfg.task == "gan" and cfg.d_norm != "virtual_batch"), "guide",
-           "D-guided sampling needs a run of task gan whose D scores single samples (d_norm other than "
-           "virtual_batch)")
+    _check(cfg.guide == "none" or (registry.TASKS[cfg.task].guided and cfg.d_norm != "virtual_batch"), "guide",
+           f"D-guided sampling needs a run of task {registry.tasks_with(guided=True)} whose D scores single samples "
+           "(d_norm other than virtual_batch)")
     if cfg.keep_best:
         metric = KEEP_BEST.get(cfg.keep_best, (None,))[0]
         _check(metric is not None, "keep_best", f"{quote(cfg.keep_best)} is not a result it can keep; use one of "

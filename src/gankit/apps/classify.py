@@ -32,7 +32,7 @@ def error(D: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def _read(source: str | Path, step: int | None) -> checkpoint.Saved:
-    return checkpoint.read(source, step).require("ssl", "classify", " (trained with --config mnist-ssl or --task ssl)")
+    return checkpoint.read(source, step).require("classify", " (trained with --config mnist-ssl or --task ssl)")
 
 
 def load_classifier(source: str | Path, device: str = "cpu", step: int | None = None, ema: bool = True) -> nn.Module:

@@ -240,7 +240,7 @@ def load_models(source: str | Path, device: str = "cpu", step: int | None = None
 
 
 def _load_models(source: str | Path, device: str, step: int | None):
-    saved = checkpoint.read(source, step).require("gan", "inpaint")
+    saved = checkpoint.read(source, step).require("inpaint")
     cfg = saved.config
     if cfg["data"] in POINT_DATASETS:
         raise UserError("inpaint: needs an image model; this run generates 2-D points")

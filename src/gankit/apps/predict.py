@@ -244,7 +244,7 @@ def _to_uint8(x: torch.Tensor, channel_axis: bool) -> np.ndarray:
 
 def load_predictor(source: str | Path, device: str = "cpu", step: int | None = None):
     """G of a predict run (its averaged weights when kept) and the run's config (a Config)."""
-    saved = checkpoint.read(source, step).require("predict", "predict", " (trained with --config smmnist-predict "
+    saved = checkpoint.read(source, step).require("predict", " (trained with --config smmnist-predict "
                                                                         "or --task predict)")
     return saved.generator().to(device), config_mod.load(None, saved.config)
 

@@ -112,7 +112,7 @@ def load_upscaler(source: str | Path, device: str = "cpu", step: int | None = No
 
 
 def _read(source: str | Path, step: int | None) -> checkpoint.Saved:
-    return checkpoint.read(source, step).require("sr", "upscale", " (trained with --config mnist-sr or --task sr)")
+    return checkpoint.read(source, step).require("upscale", " (trained with --config mnist-sr or --task sr)")
 
 
 def upscale_images(source: str | Path, images: str, out: str | Path, from_high_res: bool = False,

@@ -152,11 +152,11 @@ def info(run: Run, body: dict) -> dict:
                    shape=list(sampler.decode(sampler.z(1), sampler.labels(1, 0 if sampler.c_dim else None)).shape[1:]))
         if run.makes == "audio":
             out.update(sample_rate=int(sampler.G.sample_rate), audio_length=int(sampler.G.audio_length), guides=[])
-    if run.task == "sr":
+    if "upscale" in run.apps():
         G = run.upscaler()
         out.update(scale=run.config.get("sr_scale"), low_res=run.config["img_size"] // run.config["sr_scale"],
                    channels=inpaint.model_channels(G))
-    if run.task == "ssl":
+    if "classify" in run.apps():
         out.update(classes=run.classifier().num_classes)
     return out
 

@@ -41,6 +41,10 @@ DIRECTION_DRAWS = 2000    # draws of z their PCA is taken over
 INPAINT_SEARCH = inpaint.Search(candidates=512, restarts=2, steps=60, batch_size=1, precision="fp32")
 
 
+# the tools that need the run's D, which an export does not hold
+NEEDS_D = {"inpaint"}
+
+
 def inside(root: Path, *parts: str) -> Path | None:
     """root/parts as a file that lies inside root once every symlink is resolved, else None."""
     try:
@@ -73,25 +77,25 @@ class Run:
         """What G makes: "images", "audio" (recordings: wavegan, specgan), "points" (2-D) or "futures" (frame
         sequences of task predict); "none" for a task without a generator the pages can use."""
         model = registry.MODELS.get(self.config.get("model", "dcgan"))
-        if self.task == "predict":
-            return "futures"
-        if self.task not in ("gan", "ssl", "sr"):
+        task = registry.task(self.task)
+        if task is None:
             return "none"
+        if task.sequences:
+            return "futures"
         return "audio" if model is not None and model.audio else "points" if self.points else "images"
 
     def apps(self) -> list[str]:
-        """The pages' tools that this run has. Recordings are explored as images are (the grid, sliders, paths),
-        heard and seen as spectrograms, without the arithmetic; 2-D points get a scatter plot of samples."""
-        if self.task == "sr":
-            return ["upscale"]
+        """The pages' tools that this run has (its task's registry row says which). Recordings are explored as images
+        are (the grid, sliders, paths), heard and seen as spectrograms, without the arithmetic; 2-D points get a
+        scatter plot of samples; a task whose G does not sample from z alone has its own tools only."""
+        task = registry.task(self.task)
+        if task is None:
+            return []
+        if not task.samples:
+            return list(task.tools)
         if self.makes != "images":
-            return {"futures": ["futures"], "audio": ["explore"], "points": ["scatter"]}.get(self.makes, [])
-        tools = ["explore", "arithmetic"]
-        if self.task == "gan" and self.kind == "run":
-            tools.append("inpaint")
-        if self.task == "ssl":
-            tools.append("classify")
-        return tools
+            return {"audio": ["explore"], "points": ["scatter"]}.get(self.makes, [])
+        return ["explore", "arithmetic"] + [t for t in task.tools if self.kind == "run" or t not in NEEDS_D]
 
     def _stamp(self):
         """What changes when the run saves a checkpoint (or the export is rewritten)."""
