@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import TINY
 import gankit
-from gankit.apps import inpaint
+from gankit.tasks.gan import inpaint
 from gankit.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

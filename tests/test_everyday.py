@@ -303,7 +303,7 @@ def test_runs_lists_the_runs_of_a_folder_sorted_by_a_metric(run, tmp_path, cli):
 
 def test_keep_best_keeps_the_best_evaluation_and_checkpoint_best_uses_it(tmp_path, cli, monkeypatch):
     from gankit.errors import ConfigError
-    from gankit.tasks.gan import GANTrainer
+    from gankit.tasks.gan.trainer import GANTrainer
 
     fid = {2: 5.0, 4: 3.0, 6: 4.0, 8: 3.5, 10: 2.0}                                  # scripted evaluations
     monkeypatch.setattr(GANTrainer, "evaluate", lambda self, run_dir, k, writer: {"eval/fid": fid[k]})

@@ -173,7 +173,7 @@ import json, multiprocessing, os, signal, sys, time
 signal.signal(signal.SIGINT, signal.default_int_handler)
 from gankit import checkpoint
 from gankit.data import stream
-from gankit.tasks.gan import GANTrainer
+from gankit.tasks.gan.trainer import GANTrainer
 how, marker = sys.argv.pop(1), os.environ["MARKER"]
 if how == "pause":
     save, getitems = checkpoint.save_step, stream.ImageSource.__getitems__

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import gankit
-from gankit.apps import upscale
-from gankit.tasks import sr
+from gankit.tasks.sr import upscale
+from gankit.tasks.sr import trainer as sr
 from gankit.models import sr as sr_models
 
 pytestmark = pytest.mark.usefixtures("one_thread")

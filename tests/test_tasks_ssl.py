@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 import gankit
 from gankit import data as datasets, losses
-from gankit.apps import classify
-from gankit.tasks import ssl
+from gankit.tasks.ssl import classify
+from gankit.tasks.ssl import trainer as ssl
 from gankit.errors import ConfigError, UserError
 from gankit.metrics.classifier import split_indices
 from gankit.models import ssl as ssl_models

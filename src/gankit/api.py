@@ -140,7 +140,8 @@ def train(config: Config | str | None = None, *, resume: str | Path | None = Non
     with only the fields that may change on resume (steps, log_every, ...) taken from `fields`.
     progress: a progress bar; False prints one line every log_every steps.
     """
-    from gankit import run, tasks
+    from gankit import run
+    from gankit.tasks import table as tasks
 
     _check_flag("progress", progress)
     run_dir = None
@@ -260,7 +261,7 @@ def _features(features) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# the applications (gankit/apps/): a run in, images or labels out, as `gankit inpaint | upscale | classify`
+# the tasks' uses after training (gankit/tasks/<task>/): a run in, images or labels out, as `gankit inpaint | upscale | classify`
 
 
 @_python_terms
@@ -269,11 +270,11 @@ def inpaint(run: str | Path, images: str | Path, mask: str = "center", out: str 
             seed: int = 0, **search) -> dict:
     """Fill the holes of `images` (FILE.npz, a folder, or "heldout": the images the run held out of training) from
     the G(z) whose known pixels match, with the run's G and D (Yeh et al. 2017). mask: center, random, half, or a
-    file. `search` sets gankit.apps.inpaint.Search's fields (candidates, restarts, steps, prior_weight, window).
+    file. `search` sets gankit.tasks.gan.inpaint.Search's fields (candidates, restarts, steps, prior_weight, window).
     Writes out/inpainted.npz and out/sheet.png (and results.json when the images have labels); returns the scores
     (class accuracy, PSNR on the hole, beside a mean fill and a nearest-neighbour fill)."""
-    from gankit.apps.inpaint import inpaint as _inpaint
-    from gankit.apps.search import make_search
+    from gankit.tasks.gan.inpaint import inpaint as _inpaint
+    from gankit.tasks.gan.search import make_search
     from gankit.run import find_run
 
     search = make_search(search)   # before the run is read: an unknown or bad field is named first
@@ -289,7 +290,7 @@ def upscale(run: str | Path, images: str | Path, out: str | Path = "upscaled", *
     """Upscale `images` (FILE.npz, a folder, or "heldout") with a `task: sr` run's G into the new folder `out`;
     originals (heldout, or from_high_res=True) are downscaled first and scored against bicubic. Returns the files
     written."""
-    from gankit.apps.upscale import upscale_images
+    from gankit.tasks.sr.upscale import upscale_images
     from gankit.run import find_run
 
     run_dir = find_run(path_argument("run", run), path_argument("runs", runs))
@@ -304,7 +305,7 @@ def predict(run: str | Path, context: str | Path, futures: int = 8, out: str | P
     or "heldout": the run's held-out sequences, then also scored) with a `task: predict` run's G into the new folder
     `out`: futures.npz (`futures` uint8 (N, K, horizon, H, W[, C])) and a GIF per sequence. Returns the files
     written."""
-    from gankit.apps.predict import predict as _predict
+    from gankit.tasks.predict.futures import predict as _predict
     from gankit.run import find_run
 
     run_dir = find_run(path_argument("run", run), path_argument("runs", runs))
@@ -317,7 +318,7 @@ def classify(run: str | Path, images: str | Path, out: str | Path | None = None,
              runs: str | Path = "runs") -> str:
     """Label `images` (FILE.npz, a folder, or "heldout") with a `task: ssl` run's classifier; with labels, its
     error too. Writes index,class,probability rows to `out` (a new CSV file) when given; returns a summary."""
-    from gankit.apps.classify import classify as _classify
+    from gankit.tasks.ssl.classify import classify as _classify
     from gankit.run import find_run
 
     run_dir = find_run(path_argument("run", run), path_argument("runs", runs))

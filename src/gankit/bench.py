@@ -30,7 +30,7 @@ from gankit.errors import UserError
 from gankit.data.stream import Batches
 from gankit.setup import build_models, fixed_inputs, load_data, resolve, resolve_device
 from gankit.step import Step, autocast_dtype, make_optimizers
-from gankit.tasks import TRAINERS
+from gankit.tasks.table import TRAINERS
 
 # ----------------------------------------------------------------------------------------------------------------
 # the reference: pytorch/examples dcgan/main.py, generalised from 64 px to 16-128 px like gankit's DCGAN

@@ -157,7 +157,7 @@ def cmd_train(args) -> int:
     if args.dry_run:
         print(config_mod.dump(cfg), end="")
         return 0
-    from gankit import tasks
+    from gankit.tasks import table as tasks
 
     tasks.train(cfg, resume=run_dir, progress=not args.no_progress, force=args.force)
     return 0
@@ -558,11 +558,11 @@ def cmd_ablate(args) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# the applications: inpaint, upscale, classify (gankit/apps/)
+# the tasks' uses after training: inpaint, upscale, classify, predict (gankit/tasks/<task>/)
 
 
 def _add_inpaint(sub) -> None:
-    from gankit.apps.search import MASKS, Search
+    from gankit.tasks.gan.search import MASKS, Search
 
     d = Search()
     p = sub.add_parser("inpaint", help="fill missing regions of images with a trained G (Yeh et al. 2017)",
@@ -601,7 +601,7 @@ def _add_inpaint(sub) -> None:
 
 
 def cmd_inpaint(args) -> int:
-    from gankit.apps.inpaint import Search, inpaint
+    from gankit.tasks.gan.inpaint import Search, inpaint
 
     # checked by inpaint() with every other argument, as a call from Python is
     search = Search(args.candidates, args.restarts, args.steps, prior_weight=args.prior_weight, window=args.window,
@@ -631,7 +631,7 @@ def _add_upscale(sub) -> None:
 
 
 def cmd_upscale(args) -> int:
-    from gankit.apps.upscale import upscale_images
+    from gankit.tasks.sr.upscale import upscale_images
 
     for f in upscale_images(args.source, args.images, args.out, args.from_high_res, args.device, args.checkpoint):
         if f.endswith(".md"):
@@ -661,7 +661,7 @@ def _add_predict(sub) -> None:
 
 
 def cmd_predict(args) -> int:
-    from gankit.apps.predict import predict
+    from gankit.tasks.predict.futures import predict
 
     files = predict(args.source, args.context, args.futures, args.out, args.n, args.seed, args.device,
                     args.checkpoint)
@@ -686,7 +686,7 @@ def _add_classify(sub) -> None:
 
 
 def cmd_classify(args) -> int:
-    from gankit.apps.classify import classify
+    from gankit.tasks.ssl.classify import classify
 
     summary = classify(args.source, args.images, args.out, args.checkpoint)
     print(summary)

@@ -3,8 +3,8 @@
 A Run is one folder given on the command line (a run folder, or an exported generator), resolved once: a request
 names a run by its id and a file by what the page asks for (a step), and every file is checked to lie inside the
 folder, symlinks resolved (`inside`). The models come from the same functions as the command line's:
-gankit.sample.load_sampler, gankit.apps.inpaint.load_models, gankit.apps.upscale.load_upscaler,
-gankit.apps.classify.load_classifier and gankit.apps.predict.load_predictor (with the held-out sequences `gankit
+gankit.sample.load_sampler, gankit.tasks.gan.inpaint.load_models, gankit.tasks.sr.upscale.load_upscaler,
+gankit.tasks.ssl.classify.load_classifier and gankit.tasks.predict.futures.load_predictor (with the held-out sequences `gankit
 predict --context heldout` reads, and a 2-D run's real points from gankit.setup.load_data); a model is reloaded when
 the run writes a newer checkpoint.
 """
@@ -22,7 +22,10 @@ import torch
 import yaml
 
 from gankit import checkpoint, config as config_mod, explore, registry, setup
-from gankit.apps import classify, inpaint, predict, upscale
+from gankit.tasks.ssl import classify
+from gankit.tasks.gan import inpaint
+from gankit.tasks.predict import futures as predict
+from gankit.tasks.sr import upscale
 from gankit.config import POINT_DATASETS, Config
 from gankit.data.moving import SequenceSet, sequence_parts
 from gankit.errors import UserError

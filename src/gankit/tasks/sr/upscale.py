@@ -1,4 +1,4 @@
-"""Super-resolution in use: upscale images with the G of an sr run (task sr, gankit/tasks/sr.py), and score
+"""Super-resolution in use: upscale images with the G of an sr run (task sr, gankit/tasks/sr/trainer.py), and score
 upscaled images against their originals beside bicubic (PSNR, SSIM, class accuracy, FID in the data set
 classifier's features).
 
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit import checkpoint, config as config_mod, data as datasets, outputs, viz
-from gankit.apps.common import check_new_folder, model_channels, read_images, run_arguments, save_npz, staged_folder
+from gankit.tasks.use import check_new_folder, model_channels, read_images, run_arguments, save_npz, staged_folder
 from gankit.config import path_argument, quote
 from gankit.errors import ConfigError, UserError
 from gankit.models.base import eval_mode

@@ -13,7 +13,7 @@ Every eval_every steps and at the end the classifier's error on the held-out exa
 end a plain supervised CNN trained on the same labelled examples is scored beside it (results.json).
 
     gankit train --config mnist-ssl --data_dir DIR --labels_per_class 10
-    gankit classify runs/ssl-mnist --images heldout          # the classifier in use: gankit/apps/classify.py
+    gankit classify runs/ssl-mnist --images heldout          # the classifier in use: gankit/tasks/ssl/classify.py
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit import distributed, losses, outputs, run
-from gankit.apps.classify import error
+from gankit.tasks.ssl.classify import error
 from gankit.checkpoint import LATEST, TrainState
 from gankit.config import Config
 from gankit.data.stream import Batches

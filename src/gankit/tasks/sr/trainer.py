@@ -10,7 +10,7 @@ The run's held-out images (holdout) are scored at the end: PSNR, SSIM, class acc
 the data set's classifier, beside bicubic upscaling (results.json, results.md).
 
     gankit train --config mnist-sr --data_dir DIR
-    gankit upscale runs/sr-mnist --images heldout --out up/        # in use: gankit/apps/upscale.py
+    gankit upscale runs/sr-mnist --images heldout --out up/        # in use: gankit/tasks/sr/upscale.py
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit import distributed, losses
-from gankit.apps.upscale import comparison_sheet, psnr, table, upscale, write_results
+from gankit.tasks.sr.upscale import comparison_sheet, psnr, table, upscale, write_results
 from gankit.checkpoint import LATEST, TrainState
 from gankit.config import Config
 from gankit.data.stream import Batches

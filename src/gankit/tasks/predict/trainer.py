@@ -17,7 +17,7 @@ The run's held-out sequences (whose digits training never saw) are scored at the
 and best of K, sharpness and diversity, beside copying the last frame (results.json, results.md).
 
     gankit train --config smmnist-predict --data_dir DIR
-    gankit predict runs/unet-smoving-mnist --context heldout --futures 8 --out futures/   # gankit/apps/predict.py
+    gankit predict runs/unet-smoving-mnist --context heldout --futures 8 --out futures/   # gankit/tasks/predict/futures.py
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from gankit import distributed, losses
-from gankit.apps.predict import EVAL_FUTURES, SHEET_FUTURES, sample_futures, sheet, table, write_results
+from gankit.tasks.predict.futures import EVAL_FUTURES, SHEET_FUTURES, sample_futures, sheet, table, write_results
 from gankit.checkpoint import LATEST, TrainState
 from gankit.config import Config
 from gankit.data.moving import sequence_parts
