@@ -24,6 +24,7 @@ from pathlib import Path
 
 from gankit import config as config_mod, outputs
 from gankit.errors import UserError
+from gankit.run import numbered
 
 # Shorthands that set several fields at once.
 ALIASES = {"norm": ("g_norm", "d_norm"), "act": ("g_act", "d_act"), "lr": ("g_lr", "d_lr")}
@@ -277,6 +278,40 @@ def _write_csv(path: Path, keys: list[str], rows: list[dict]) -> None:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
+
+
+def ablate(config: str | None, fields: dict, vary: list[str], variants: list[str], seeds: int = 3,
+           jobs: int | None = None, threads: int | None = None) -> dict:
+    """The whole ablation, as `gankit ablate` runs it: the base of every run is `config` (a YAML file or a preset)
+    with `fields` over it; its folder is fields' out/name, or a new numbered out/ablate-DATA. Every (cell, seed) is
+    trained (`jobs` in parallel, all cores by default) and tabulated. Returns the folder, the table (markdown text),
+    the files written, and whether every run finished."""
+    fields = dict(fields)
+    out_root, name = Path(fields.pop("out", "runs")), fields.pop("name", "")
+    base = {**(config_mod.read_yaml(config) if config else {}), **fields}
+    base.pop("name", None), base.pop("out", None)
+    config_mod.load(None, base)
+    cells = build_cells(base, vary, variants)
+    if not name:
+        data = str(base.get("data", "digits")).replace("folder:", "").replace("/", "_")
+        name = numbered(out_root, f"ablate-{data}").name
+    jobs = jobs or min(os.cpu_count() or 1, len(cells) * seeds)
+    folder, rows = run_ablation(base, cells, list(range(seeds)), out_root / name, jobs, threads=threads)
+    metrics, summary = summarise(cells, rows)
+    table, csv_path = write_tables(folder, rows, metrics, summary,
+                                   f"{base.get('data', 'digits')}: " + " x ".join(vary + variants))
+    return {"folder": folder, "table": table.read_text(), "files": [table, csv_path, folder / "runs.csv"],
+            "ok": all(r["ok"] for r in rows)}
+
+
+def rebuild_tables(folder: Path) -> str:
+    """The tables of an existing (possibly interrupted) ablation folder, written again from its runs; returns the
+    markdown table."""
+    folder = Path(folder)
+    cells, rows = collect(folder)
+    metrics, summary = summarise(cells, rows)
+    table, _ = write_tables(folder, rows, metrics, summary, folder.name)
+    return table.read_text()
 
 
 def _fmt(v: float) -> str:

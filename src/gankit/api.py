@@ -37,7 +37,8 @@ def in_python_terms(text: str) -> str:
 
 
 def _python_terms(fn):
-    """The API function `fn`, whose UserErrors speak in Python's terms (in_python_terms), not in flags."""
+    """The API function `fn`, whose UserErrors speak in Python's terms (in_python_terms), not in flags. The command
+    line calls `fn` itself (the wrapper's __wrapped__), so that its messages keep naming the flags."""
     @functools.wraps(fn)
     def call(*args, **kwargs):
         try:
@@ -62,9 +63,11 @@ def class_index(sampler, cls) -> int | None:
         return None
     names = list(getattr(sampler, "class_names", []))
     if not sampler.c_dim:
-        raise UserError(f"cls: this G was trained without classes; train with cond='projection' to ask for one of its "
-                        f"data's {len(names)} classes ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
-                        if names else "cls: this G was trained without classes, and its data has none")
+        raise ConfigError("cls", f"this G is not conditional: it was trained without classes, though its data has "
+                                 f"{len(names)} "
+                                 f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}): train with cond "
+                                 "projection to ask for one" if names else
+                                 "this G is not conditional: it was trained without classes, and its data has none")
     if type(cls).__module__ == "numpy" and getattr(cls, "shape", None) == ():  # np.int64(3)
         cls = cls.item()
     if isinstance(cls, str) and cls in names:
@@ -73,11 +76,11 @@ def class_index(sampler, cls) -> int | None:
         cls = int(cls)
     known = ", ".join(f"{i} {n!r}" for i, n in enumerate(names[:10])) + (", ..." if len(names) > 10 else "")
     if isinstance(cls, bool) or not isinstance(cls, (int, str)):
-        raise UserError(f"cls: expected a class index (int) or a class name (str), got {quote(cls)}"
-                        + (f"; the classes: {known}" if names else ""))
+        raise ConfigError("cls", f"expected a class index (int) or a class name (str), got {quote(cls)}"
+                                 + (f"; the classes: {known}" if names else ""))
     if isinstance(cls, str) or not 0 <= cls < sampler.c_dim:
-        raise UserError(f"cls: {quote(cls)} is not a class of this G; give an index in 0..{sampler.c_dim - 1}"
-                        + (f" or a name: {known}" if names else ""))
+        raise ConfigError("cls", f"{quote(cls)} is not a class of this G; give an index in 0..{sampler.c_dim - 1}"
+                                 + (f" or a name: {known}" if names else ""))
     return int(cls)
 
 
@@ -133,34 +136,45 @@ def load_config(source: str | None = None, **fields) -> Config:
 
 @_python_terms
 def train(config: Config | str | None = None, *, resume: str | Path | None = None, progress: bool = True,
-          **fields) -> Path:
+          force: bool = False, **fields) -> Path:
     """Train as `config` says (a Config, a preset name or a YAML file; `fields` change it) and return the run folder.
 
     resume: a run folder or the name of one under `out`; it continues exactly where its last checkpoint stopped,
     with only the fields that may change on resume (steps, log_every, ...) taken from `fields`.
     progress: a progress bar; False prints one line every log_every steps.
+    force: replace the run folder of an existing `name` (only a folder holding nothing but gankit's own files).
     """
-    from gankit import run
     from gankit.tasks import table as tasks
 
     _check_flag("progress", progress)
-    run_dir = None
+    cfg, run_dir = train_config.__wrapped__(config, resume=resume, force=force, **fields)
+    _log_to_stderr()
+    return tasks.train(cfg, resume=run_dir, progress=progress, force=force)
+
+
+@_python_terms
+def train_config(config: Config | str | None = None, *, resume: str | Path | None = None, force: bool = False,
+                 **fields) -> tuple[Config, Path | None]:
+    """What train() with the same arguments would run, without running it (the command line's --dry-run): the
+    validated Config, and the run folder it resumes (None for a new run)."""
+    from gankit import run
+
+    if _check_flag("force", force) and resume is not None:
+        raise ConfigError("force", "replaces a run folder; it cannot go with resume")
     if resume is not None:
         if config is not None:
-            raise UserError("train: resume continues the run's own config; pass only fields such as steps=")
+            raise ConfigError("resume", "continues a run with its own config; drop config and give only the fields "
+                                        "that may change on resume (steps, ...)")
         fields = {k: config_mod.coerce(k, v) for k, v in fields.items()}  # each named and typed, as a file's
         run_dir = run.find_run(path_argument("resume", resume), fields.pop("out", Config.out))
         if not run_dir.is_dir():
-            raise UserError(f"resume: {run_dir} is not a folder")
-        cfg = run.resume_config(run_dir, fields)
-    elif isinstance(config, Config):
-        cfg = config_mod.checked(config, **fields)  # a Config built by hand has not been checked yet
-    elif config is None or isinstance(config, (str, os.PathLike)):
-        cfg = _load(None if config is None else path_argument("config", config), fields)
-    else:
-        raise ConfigError("config", f"expected a gankit.Config, a preset name or a YAML file, got {quote(config)}")
-    _log_to_stderr()
-    return tasks.train(cfg, resume=run_dir, progress=progress)
+            raise ConfigError("resume", f"{run_dir} is not a folder")
+        return run.resume_config(run_dir, fields), run_dir
+    if isinstance(config, Config):
+        return config_mod.checked(config, **fields), None  # a Config built by hand has not been checked yet
+    if config is None or isinstance(config, (str, os.PathLike)):
+        return _load(None if config is None else path_argument("config", config), fields), None
+    raise ConfigError("config", f"expected a gankit.Config, a preset name or a YAML file, got {quote(config)}")
 
 
 def _check_flag(name: str, value) -> bool:
@@ -195,6 +209,57 @@ def load(run: str | Path, *, runs: str | Path = "runs", device: str = "cpu", ste
     run, runs = path_argument("run", run), path_argument("runs", runs)
     device, step = device_argument("device", device), _step(step)
     return _by_name(load_sampler(find_run(run, runs), device, step, config_mod.to_type("weights", weights, str)))
+
+
+@_python_terms
+def write_samples(run: str | Path, out: str | Path, n: int = 64, *, seed: int = 0, cls=None,
+                  truncation: float = 1.0, class_grid: bool = False, sheet: bool = False, guide: str | None = None,
+                  guide_options=None, weights: str = "ema", step: int | None = None, device: str = "cpu",
+                  runs: str | Path = "runs", force: bool = False) -> str:
+    """Draw `n` samples of a run (a folder, a name under `runs`, a checkpoint or an export) into `out`, as `gankit
+    sample` does: FILE.npz, FILE.png (a grid) or a folder (gankit.sample.save_samples); with class_grid, a FILE.png
+    with one row per class and the same z down each column; with sheet, a numbered FILE.png to pick samples by index
+    for arithmetic. guide: D-guided sampling (drs, mh, ddls; None: the run's own guide). Returns what was written, in
+    words."""
+    import torch
+
+    from gankit import outputs, viz
+    from gankit.explore import save_sheet
+    from gankit.run import find_run
+    from gankit.sample import load_sampler, save_samples
+
+    n, seed = argument("n", n, int, 1, 1_000_000), argument("seed", seed, int, 0, SEED_MAX)
+    truncation = config_mod.to_type("truncation", truncation, float)
+    if not 0 < truncation <= 1:
+        raise ConfigError("truncation", f"must be in (0, 1], got {quote(truncation)}")
+    class_grid, sheet = _check_flag("class_grid", class_grid), _check_flag("sheet", sheet)
+    force = _check_flag("force", force)
+    sampler = load_sampler(find_run(path_argument("run", run), path_argument("runs", runs)), device, _step(step),
+                           config_mod.to_type("weights", weights, str))  # load_sampler checks the device
+    cls = class_index(sampler, cls)
+    if guide_options is not None:
+        sampler.options = guide_options
+    per_sample = sampler.decode(sampler.z(1), sampler.labels(1, 0 if sampler.c_dim else None)).numel()
+    rows = n * (sampler.c_dim if class_grid else 1)
+    if rows * per_sample > 2**31:  # the samples are held as float32 on the CPU before they are written
+        raise ConfigError("n", f"{rows} samples of {per_sample} values each need more than 8 GB; ask for fewer and "
+                               "draw the rest with other seeds")
+    gen, out = torch.Generator().manual_seed(seed), Path(path_argument("out", out))
+    if class_grid:
+        if out.suffix != ".png":
+            raise ConfigError("class_grid", f"writes a FILE.png; got {out}")
+        outputs.check_new("sample", out, force=force)
+        outputs.out_folder("sample", out.parent)
+        grid = sampler.class_grid(n, gen, truncation)
+        outputs.write_atomic(out, lambda tmp: viz.save_grid(grid, tmp, nrow=n))
+        return f"{sampler.c_dim} classes x {n} samples -> {out}"
+    if sheet:
+        save_sheet(sampler, n, seed, out, truncation, cls, force=force)
+        return f"sheet of {n} numbered samples (seed {seed}) -> {out}"
+    x, labels = sampler(n, generator=gen, truncation=truncation, cls=cls, guide=guide)
+    save_samples(sampler, x, labels, out, force=force)
+    cost = sampler.last_cost
+    return f"{n} samples -> {out}" + (f"\nsampled with {cost.line()}" if cost is not None else "")
 
 
 @_python_terms

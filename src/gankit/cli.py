@@ -10,7 +10,12 @@ import logging
 import sys
 from pathlib import Path
 
-from gankit.errors import Terminated, UserError
+from gankit.errors import ConfigError, Terminated, UserError
+
+# The library's arguments that a command spells as another flag, or that are no config field: a ConfigError naming
+# one of them is shown with its flag (main). Config fields are their own flags, and their errors name them as they are.
+FLAGS = {"resume": "--resume", "force": "--force", "config": "--config", "cls": "--class", "step": "--checkpoint",
+         "class_grid": "--class-grid", "n": "--n"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,29 +54,10 @@ _step = _int_in(0, 10**12, "a step number")
 
 
 def _class_arg(text: str) -> str:
-    """--class: a class index or a class name of the run, resolved once the run is loaded (_class_of)."""
+    """--class: a class index or a class name of the run, resolved once the run is loaded (api.class_index)."""
     if not text.strip() or len(text) > 200:
         raise argparse.ArgumentTypeError(f"expected a class index or a class name, got {text[:40]!r}")
     return text.strip()
-
-
-def _class_of(command: str, sampler, cls: str | None) -> int | None:
-    """--class as an index of the run's classes: an index or a name, by the Python API's resolver (api.class_index)
-    with its message in the command line's terms. An unconditional G says whether its data had classes."""
-    if cls is None:
-        return None
-    names = list(getattr(sampler, "class_names", []))
-    if not sampler.c_dim:
-        raise UserError(f"{command}: --class needs a conditional model; this run's G was trained without classes"
-                        + (f", though its data has {len(names)} ({', '.join(names[:5])}"
-                           f"{', ...' if len(names) > 5 else ''}): train with --cond projection to ask for one"
-                           if names else ""))
-    from gankit.api import class_index
-
-    try:
-        return class_index(sampler, cls)
-    except UserError as e:
-        raise UserError(f"{command}: --class {str(e).removeprefix('cls: ')}") from None
 
 
 def _class_groups(args, sampler) -> None:
@@ -136,30 +122,14 @@ def _add_train(sub) -> None:
 
 
 def cmd_train(args) -> int:
-    from gankit import config as config_mod
+    from gankit import api, config as config_mod
 
-    overrides = _overrides(args)
-    if args.resume:
-        from gankit.config import Config
-        from gankit.run import find_run, resume_config
-
-        if args.config:
-            raise UserError("train: --resume takes the run's own config; drop --config")
-        if args.force:
-            raise UserError("train: --force replaces a run folder; it cannot go with --resume")
-        run_dir = find_run(args.resume, overrides.pop("out", Config.out))  # --out only says where to look
-        if not run_dir.is_dir():
-            raise UserError(f"resume: {run_dir} is not a folder")
-        cfg = resume_config(run_dir, overrides)
-    else:
-        run_dir = None
-        cfg = config_mod.load(args.config, overrides)
     if args.dry_run:
+        cfg, _ = api.train_config.__wrapped__(args.config, resume=args.resume, force=args.force, **_overrides(args))
         print(config_mod.dump(cfg), end="")
         return 0
-    from gankit.tasks import table as tasks
-
-    tasks.train(cfg, resume=run_dir, progress=not args.no_progress, force=args.force)
+    api.train.__wrapped__(args.config, resume=args.resume, progress=not args.no_progress, force=args.force,
+                          **_overrides(args))
     return 0
 
 
@@ -277,41 +247,12 @@ def _guide_options(args, command: str):
 
 
 def cmd_sample(args) -> int:
-    import torch
+    from gankit import api
 
-    from gankit import outputs, viz
-    from gankit.sample import load_sampler, save_samples
-
-    sampler = load_sampler(_run(args), args.device, args.checkpoint, args.weights)
-    args.cls = _class_of("sample", sampler, args.cls)
-    sampler.options = _guide_options(args, "sample")
-    per_sample = sampler.decode(sampler.z(1), sampler.labels(1, 0 if sampler.c_dim else None)).numel()
-    rows = args.n * (sampler.c_dim if args.class_grid else 1)
-    if rows * per_sample > 2**31:  # the samples are held as float32 on the CPU before they are written
-        raise UserError(f"sample: {rows} samples of {per_sample} values each need more than 8 GB; ask for fewer "
-                        "with --n and draw the rest with other --seed values")
-    gen = torch.Generator().manual_seed(args.seed)
-    out = Path(args.out)
-    if args.class_grid:
-        if out.suffix != ".png":
-            raise UserError(f"sample: --class-grid writes a FILE.png; got {out}")
-        outputs.check_new("sample", out, force=args.force)
-        outputs.out_folder("sample", out.parent)
-        grid = sampler.class_grid(args.n, gen, args.truncation)
-        outputs.write_atomic(out, lambda tmp: viz.save_grid(grid, tmp, nrow=args.n))
-        print(f"{sampler.c_dim} classes x {args.n} samples -> {out}")
-        return 0
-    if args.sheet:
-        from gankit.explore import save_sheet
-
-        save_sheet(sampler, args.n, args.seed, out, args.truncation, args.cls, force=args.force)
-        print(f"sheet of {args.n} numbered samples (seed {args.seed}) -> {out}")
-        return 0
-    x, labels = sampler(args.n, generator=gen, truncation=args.truncation, cls=args.cls, guide=args.guide)
-    save_samples(sampler, x, labels, out, force=args.force)
-    print(f"{args.n} samples -> {out}")
-    if sampler.last_cost is not None:
-        print(f"sampled with {sampler.last_cost.line()}")
+    print(api.write_samples.__wrapped__(args.source, args.out, args.n, seed=args.seed, cls=args.cls,
+                                 truncation=args.truncation, class_grid=args.class_grid, sheet=args.sheet,
+                                 guide=args.guide, guide_options=_guide_options(args, "sample"), weights=args.weights,
+                                 step=args.checkpoint, device=args.device, runs=args.runs, force=args.force))
     return 0
 
 
@@ -356,10 +297,11 @@ def _add_interpolate(sub) -> None:
 
 def cmd_interpolate(args) -> int:
     from gankit import explore
+    from gankit.api import class_index
     from gankit.sample import load_sampler
 
     sampler = load_sampler(_run(args), args.device, args.checkpoint)
-    cls = _class_of("interpolate", sampler, args.cls)
+    cls = class_index(sampler, args.cls)
     interp = explore.interpolation(sampler, args.paths, args.steps, args.seed, cls, args.truncation)
     for path in explore.save_interpolation(interp, Path(args.out), force=args.force):
         print(path)
@@ -389,12 +331,13 @@ def _add_arithmetic(sub) -> None:
 
 def cmd_arithmetic(args) -> int:
     from gankit import explore
+    from gankit.api import class_index
     from gankit.sample import load_sampler
 
     sampler = load_sampler(_run(args), args.device, args.checkpoint)
     _class_groups(args, sampler)
     res = explore.arithmetic(sampler, args.a, args.b, args.c, args.seed, args.sheet_n, args.neighbours, args.noise,
-                             args.truncation, _class_of("arithmetic", sampler, args.cls), args.class_n)
+                             args.truncation, class_index(sampler, args.cls), args.class_n)
     png, npz = explore.save_arithmetic(res, Path(args.out), force=args.force)
     print(f"{png}\n{npz}")
     return 0
@@ -522,39 +465,16 @@ def _add_ablate(sub) -> None:
 
 
 def cmd_ablate(args) -> int:
-    import os
-
     from gankit import ablate
-    from gankit import config as config_mod
 
     if args.summarise:
-        folder = Path(args.summarise)
-        cells, rows = ablate.collect(folder)
-        metrics, summary = ablate.summarise(cells, rows)
-        table, _ = ablate.write_tables(folder, rows, metrics, summary, folder.name)
-        print(table.read_text())
+        print(ablate.rebuild_tables(Path(args.summarise)))
         return 0
-    overrides = _overrides(args)
-    out_root = Path(overrides.pop("out", "runs"))
-    name = overrides.pop("name", "")
-    base = {**(config_mod.read_yaml(args.config) if args.config else {}), **overrides}
-    base.pop("name", None), base.pop("out", None)
-    config_mod.load(None, base)
-    cells = ablate.build_cells(base, args.vary, args.variant)
-    if not name:
-        from gankit.run import numbered
-
-        data = str(base.get("data", "digits")).replace("folder:", "").replace("/", "_")
-        name = numbered(out_root, f"ablate-{data}").name
-    jobs = args.jobs or min(os.cpu_count() or 1, len(cells) * args.seeds)
-    folder, rows = ablate.run_ablation(base, cells, list(range(args.seeds)), out_root / name, jobs,
-                                       threads=args.threads)
-    metrics, summary = ablate.summarise(cells, rows)
-    table, csv_path = ablate.write_tables(folder, rows, metrics, summary,
-                                          f"{base.get('data', 'digits')}: " + " x ".join(args.vary + args.variant))
-    print(table.read_text())
-    print(f"table: {table}\nsummary: {csv_path}\nruns: {folder / 'runs.csv'}")
-    return 0 if all(r["ok"] for r in rows) else 1
+    done = ablate.ablate(args.config, _overrides(args), args.vary, args.variant, args.seeds, args.jobs, args.threads)
+    table, csv_path, runs_csv = done["files"]
+    print(done["table"])
+    print(f"table: {table}\nsummary: {csv_path}\nruns: {runs_csv}")
+    return 0 if done["ok"] else 1
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -807,9 +727,6 @@ def cmd_data(args) -> int:
     data = f"folder:{args.source}" if Path(args.source).is_dir() else args.source
     fields = {k: getattr(args, k) for k in _DATA_FIELDS if getattr(args, k) is not None}
     cfg = config_mod.load(args.config, {**fields, "data": data})
-    if config_mod.registry.dataset(cfg.data).sequences:
-        raise UserError(f"data: {data} holds sequences of frames, which `gankit data` does not draw; a run of task "
-                        "predict draws them in its samples/ folder")
     print(preview_data(cfg, Path(args.out), args.force))
     return 0
 
@@ -856,13 +773,20 @@ def _say(message: str) -> None:
           file=sys.stderr)
 
 
+def in_flags(e: UserError) -> str:
+    """A library error as the command line says it: an argument named by a ConfigError becomes its flag."""
+    if isinstance(e, ConfigError) and e.field in FLAGS:
+        return FLAGS[e.field] + str(e)[len(e.field):]
+    return str(e)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="gankit: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except UserError as e:
-        _error(str(e))
+        _error(in_flags(e))
         return 2
     except OSError as e:  # a read-only or full disk, a missing permission: the file system says what and where
         where = f": {e.filename}" if e.filename else ""

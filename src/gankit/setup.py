@@ -179,6 +179,9 @@ def preview_data(cfg: Config, out: Path, force: bool = False) -> str:
     and converted), and its first grid_n images as the model is shown them written to `out` (a scatter plot of
     2-D points), without training. Returns a line that sums it up."""
     out = Path(out)
+    if registry.dataset(cfg.data).sequences:
+        raise UserError(f"data: {cfg.data} holds sequences of frames, which `gankit data` does not draw; a run of "
+                        "task predict draws them in its samples/ folder")
     if out.suffix.lower() != ".png":
         raise UserError(f"data: --out must be a FILE.png, got {out}")
     outputs.check_new("data", out, force=force)
