@@ -10,7 +10,9 @@ from pathlib import Path
 import gankit
 
 SRC = Path(gankit.__file__).resolve().parent
-ENTRY_POINTS = {"gankit.cli", "gankit.api", "gankit"}   # may defer torch so that `gankit --help` stays fast
+# may defer torch so that `gankit --help` stays fast
+ENTRY_POINTS = {"gankit.cli", "gankit.cli.train", "gankit.cli.use", "gankit.cli.tasks", "gankit.cli.tools", "gankit.api",
+                "gankit"}
 MAX_DEFERRED = 12
 MAX_FUNCTION_LINES = 60
 # the training code: the loop, the step, the guard, the task table and each task's trainer (a task's use, in the same
