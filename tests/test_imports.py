@@ -11,8 +11,8 @@ import gankit
 
 SRC = Path(gankit.__file__).resolve().parent
 # may defer torch so that `gankit --help` stays fast
-ENTRY_POINTS = {"gankit.cli", "gankit.cli.train", "gankit.cli.use", "gankit.cli.tasks", "gankit.cli.tools", "gankit.api",
-                "gankit"}
+ENTRY_POINTS = {"gankit.cli", "gankit.cli.train", "gankit.cli.use", "gankit.cli.tasks", "gankit.cli.tools",
+                "gankit.api", "gankit"}
 MAX_DEFERRED = 12
 MAX_FUNCTION_LINES = 60
 # the training code: the loop, the step, the guard, the task table and each task's trainer (a task's use, in the same

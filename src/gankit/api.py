@@ -326,7 +326,8 @@ def _features(features) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# the tasks' uses after training (gankit/tasks/<task>/): a run in, images or labels out, as `gankit inpaint | upscale | classify`
+# the tasks' uses after training (gankit/tasks/<task>/): a run in, images or labels out, as `gankit inpaint |
+# upscale | predict | classify`
 
 
 @_python_terms

@@ -288,7 +288,8 @@ def report(out: dict) -> str:
            f"{cfg.reuse_fake}, compile {cfg.compile}")
     task = (f"task {cfg.task}'s own step, {cfg.img_size}px, widths {cfg.g_width}/{cfg.d_width}, batch "
             f"{cfg.batch_size} · precision {out['precision']}")
-    lines = [f"device: {out['device']} · {gan if registry.TASKS[cfg.task].bench_reference else task} · {out['rounds']} rounds of "
+    own = gan if registry.TASKS[cfg.task].bench_reference else task
+    lines = [f"device: {out['device']} · {own} · {out['rounds']} rounds of "
              f"{out['timed_steps']} steps",
              "measured peak (a 4x4 convolution): " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in out["peak_flops"].items()),
              "", "| loop | img/s | ms/step | GFLOP/step | GFLOP/s | share of peak | peak memory | ratio |",

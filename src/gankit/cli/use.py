@@ -100,7 +100,8 @@ def _add_arithmetic(sub) -> None:
     p.add_argument("--class", dest="cls", type=class_arg, default=None, metavar="K|NAME",
                    help="the --class the sheet was drawn with")
     p.add_argument("--class-n", type=positive_int, default=4, help="samples in a class:K group [4]")
-    p.add_argument("--neighbours", type=int_in(0, 10_000, "a count"), default=4, help="samples from noise around the result [4]")
+    p.add_argument("--neighbours", type=int_in(0, 10_000, "a count"), default=4,
+                   help="samples from noise around the result [4]")
     p.add_argument("--noise", type=float, default=0.25, help="neighbours: uniform noise in [-noise, noise] [0.25]")
     p.set_defaults(func=cmd_arithmetic)
 
@@ -244,4 +245,5 @@ def cmd_serve(args) -> int:
 
 
 # the commands of this group, by name: each adds its parser
-COMMANDS = {"sample": _add_sample, "interpolate": _add_interpolate, "arithmetic": _add_arithmetic, "export": _add_export, "report": _add_report, "eval": _add_eval, "serve": _add_serve}
+COMMANDS = {"sample": _add_sample, "interpolate": _add_interpolate, "arithmetic": _add_arithmetic,
+            "export": _add_export, "report": _add_report, "eval": _add_eval, "serve": _add_serve}

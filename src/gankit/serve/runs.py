@@ -4,9 +4,9 @@ A Run is one folder given on the command line (a run folder, or an exported gene
 names a run by its id and a file by what the page asks for (a step), and every file is checked to lie inside the
 folder, symlinks resolved (`inside`). The models come from the same functions as the command line's:
 gankit.sample.load_sampler, gankit.tasks.gan.inpaint.load_models, gankit.tasks.sr.upscale.load_upscaler,
-gankit.tasks.ssl.classify.load_classifier and gankit.tasks.predict.futures.load_predictor (with the held-out sequences `gankit
-predict --context heldout` reads, and a 2-D run's real points from gankit.setup.load_data); a model is reloaded when
-the run writes a newer checkpoint.
+gankit.tasks.ssl.classify.load_classifier and gankit.tasks.predict.futures.load_predictor (with the held-out
+sequences `gankit predict --context heldout` reads, and a 2-D run's real points from gankit.setup.load_data); a
+model is reloaded when the run writes a newer checkpoint.
 """
 
 from __future__ import annotations

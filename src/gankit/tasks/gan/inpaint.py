@@ -35,7 +35,7 @@ from tqdm import tqdm
 from gankit import checkpoint, config as config_mod, outputs, registry, viz
 from gankit.tasks.use import (check_new_folder, model_channels, read_images, run_arguments, save_npz,
                                 staged_folder)
-from gankit.tasks.gan.search import MASKS, Search, checked_search  # noqa: F401  (gankit.tasks.gan.inpaint.Search: the API's)
+from gankit.tasks.gan.search import MASKS, Search, checked_search  # noqa: F401  (inpaint.Search: the API's)
 from gankit.config import POINT_DATASETS, argument, clip, path_argument, quote
 from gankit.data import decode
 from gankit.errors import UserError

@@ -1,4 +1,4 @@
-"""The choices of an inpainting search (gankit/tasks/gan/inpaint.py), apart from it: plain data that the command line reads
+"""The choices of an inpainting search (inpaint.py beside it), apart from it: plain data that the command line reads
 for its flags and defaults without loading torch, and the one check of its fields (`checked_search`) that the command
 line and the Python API both go through."""
 

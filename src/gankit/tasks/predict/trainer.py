@@ -17,7 +17,7 @@ The run's held-out sequences (whose digits training never saw) are scored at the
 and best of K, sharpness and diversity, beside copying the last frame (results.json, results.md).
 
     gankit train --config smmnist-predict --data_dir DIR
-    gankit predict runs/unet-smoving-mnist --context heldout --futures 8 --out futures/   # gankit/tasks/predict/futures.py
+    gankit predict runs/unet-smoving-mnist --context heldout --futures 8 --out futures/   # futures.py, beside
 """
 
 from __future__ import annotations
