@@ -14,7 +14,8 @@ SRC = Path(gankit.__file__).resolve().parent
 ENTRY_POINTS = {"gankit.cli", "gankit.cli.train", "gankit.cli.use", "gankit.cli.tasks", "gankit.cli.tools",
                 "gankit.api", "gankit"}
 MAX_DEFERRED = 12
-MAX_FUNCTION_LINES = 60
+MAX_FUNCTION_LINES = 45
+MAX_FILE_LINES = 500
 # the training code: the loop, the step, the guard, the task table and each task's trainer (a task's use, in the same
 # wing, never loads them)
 TRAINING = ["gankit.session", "gankit.step", "gankit.guard", "gankit.tasks.table", "gankit.tasks.common",
@@ -106,4 +107,10 @@ def test_no_function_is_longer_than_a_screen():
                 lines = node.end_lineno - node.lineno + 1
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long
+
+
+def test_no_file_is_longer_than_a_sitting():
+    long = [f"{p.relative_to(SRC)} ({n} lines)" for p in sorted(SRC.rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES]
     assert not long, long

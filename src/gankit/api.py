@@ -223,7 +223,6 @@ def write_samples(run: str | Path, out: str | Path, n: int = 64, *, seed: int = 
     words."""
     import torch
 
-    from gankit import outputs, viz
     from gankit.explore import save_sheet
     from gankit.run import find_run
     from gankit.sample import load_sampler, save_samples
@@ -246,13 +245,7 @@ def write_samples(run: str | Path, out: str | Path, n: int = 64, *, seed: int = 
                                "draw the rest with other seeds")
     gen, out = torch.Generator().manual_seed(seed), Path(path_argument("out", out))
     if class_grid:
-        if out.suffix != ".png":
-            raise ConfigError("class_grid", f"writes a FILE.png; got {out}")
-        outputs.check_new("sample", out, force=force)
-        outputs.out_folder("sample", out.parent)
-        grid = sampler.class_grid(n, gen, truncation)
-        outputs.write_atomic(out, lambda tmp: viz.save_grid(grid, tmp, nrow=n))
-        return f"{sampler.c_dim} classes x {n} samples -> {out}"
+        return _class_grid(sampler, n, gen, truncation, out, force)
     if sheet:
         save_sheet(sampler, n, seed, out, truncation, cls, force=force)
         return f"sheet of {n} numbered samples (seed {seed}) -> {out}"
@@ -260,6 +253,19 @@ def write_samples(run: str | Path, out: str | Path, n: int = 64, *, seed: int = 
     save_samples(sampler, x, labels, out, force=force)
     cost = sampler.last_cost
     return f"{n} samples -> {out}" + (f"\nsampled with {cost.line()}" if cost is not None else "")
+
+
+def _class_grid(sampler, n: int, generator, truncation: float, out: Path, force: bool) -> str:
+    """write_samples' class grid: FILE.png, one row per class, the same z down each column."""
+    from gankit import outputs, viz
+
+    if out.suffix != ".png":
+        raise ConfigError("class_grid", f"writes a FILE.png; got {out}")
+    outputs.check_new("sample", out, force=force)
+    outputs.out_folder("sample", out.parent)
+    grid = sampler.class_grid(n, generator, truncation)
+    outputs.write_atomic(out, lambda tmp: viz.save_grid(grid, tmp, nrow=n))
+    return f"{sampler.c_dim} classes x {n} samples -> {out}"
 
 
 @_python_terms
