@@ -26,6 +26,8 @@ import torch
 from torch import nn
 
 from gankit import outputs, registry
+# sha256_file lives with the file writes (outputs.py); it stays importable from here for the modules that read it here
+from gankit.outputs import sha256_file  # noqa: F401
 from gankit.config import ema_initial_share
 from gankit.errors import UserError
 from gankit.models import discriminator_from_spec, generator_from_spec
@@ -36,11 +38,6 @@ log = logging.getLogger("gankit")
 FORMAT = 3  # 1: written by train.py itself; 2: TrainState.capture; 3: with a checksum and the rollback state
 _STEP_FILE = re.compile(r"step-(\d+)\.pt$")
 
-
-def sha256_file(path: Path) -> str:
-    """The SHA-256 of a file's bytes, read in blocks: what exported and shipped weights are checked against."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 def to_cpu(obj):
     """A copy of a nest of dicts, lists and tensors with every tensor cloned to the CPU: a snapshot that training

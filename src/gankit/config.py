@@ -20,12 +20,11 @@ from typing import Any, Mapping
 import yaml
 
 from gankit import registry
-from gankit.errors import ConfigError, UserError
+from gankit.errors import QUOTE_CHARS, ConfigError, UserError, clip, quote  # noqa: F401
 # the checks and the argument readers live beside this module; their names stay importable from here
 from gankit.validation import (BACKGROUNDS, FIELD_MAX, FRAMES_MAX, KEEP_BEST, SEED_LIMIT,  # noqa: F401
-                               VARIETY_MAX, validate)
-from gankit.values import (QUOTE_CHARS, argument, clip, device_argument, path_argument, quote,  # noqa: F401
-                           to_type)
+                               VARIETY_MAX, check)
+from gankit.values import argument, check_types, device_argument, path_argument, to_type  # noqa: F401
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -410,6 +409,13 @@ def from_saved(saved: Mapping[str, Any], command: str) -> Config:
         return load(None, {k: v for k, v in saved.items() if k in FIELDS or k in LEGACY_FIELDS})
     except UserError as e:
         raise UserError(f"{command}: the checkpoint's config is not valid ({e})") from None
+
+
+def validate(cfg: Config) -> None:
+    """Raise a ConfigError naming the first bad field: each field's type (values.check_types), then each value on its
+    own, how the values fit the task, the model and the data set, and the remaining combinations (validation.check)."""
+    check_types(cfg)
+    check(cfg)
 
 
 def checked(values: Config | Mapping[str, Any] | None = None, **changes) -> Config:

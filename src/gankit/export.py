@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import save
 
 from gankit import __version__, outputs, registry
-from gankit.checkpoint import sha256_file
+from gankit.outputs import sha256_file
 from gankit.errors import UserError
 # Reading an export back is sample.py's (sampling must not need the writer); load_generator stays importable here.
 from gankit.sample import EXPORT_META, EXPORT_WEIGHTS, load_generator, load_sampler  # noqa: F401

@@ -9,6 +9,7 @@ old file or none, never half of one, and nothing a half-written output could blo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from pathlib import Path
@@ -65,6 +66,12 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks: what exported and shipped weights are checked against."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _existing_ancestor(p: Path) -> Path | None:

@@ -9,10 +9,13 @@ Plain data only: config.py reads this without importing torch, so that `gankit -
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping, TypeVar
 
 MIN_IMG_SIZE = 4  # the smallest image any model builds
+# the devices a run or a command may name: auto, cpu, cuda or cuda:N (config field `device`, --device)
+DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 WAVEFORM_MULTIPLE = 4**5  # a waveform model's G upsamples 4x five times (WaveGAN), from audio_length / 1024 samples
 
 

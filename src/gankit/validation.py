@@ -9,8 +9,7 @@ import re
 from dataclasses import fields
 
 from gankit import registry
-from gankit.errors import ConfigError
-from gankit.values import DEVICE_PATTERN, clip, quote, to_type
+from gankit.errors import ConfigError, clip, quote
 
 SEED_LIMIT = 2**32  # NumPy's seeds are 32-bit
 FRAMES_MAX = 1000  # frames, context and horizon of task predict
@@ -36,30 +35,15 @@ def _check(ok: bool, name: str, message: str) -> None:
         raise ConfigError(name, message)
 
 
-def validate(cfg) -> None:
-    """Raise a ConfigError naming the first bad field: each value on its own first, then how the values fit the task,
-    the model and the data set, then the remaining combinations."""
-    _check_types(cfg)
+def check(cfg) -> None:
+    """Raise a ConfigError naming the first bad field of a config whose fields hold their types (values.check_types):
+    each value on its own first, then how the values fit the task, the model and the data set, then the remaining
+    combinations."""
     _check_names(cfg)
     _check_ranges(cfg)
     _check_task(cfg)
     _check_model(cfg)
     _check_combinations(cfg)
-
-
-def _check_types(cfg) -> None:
-    """Every field holds its own type (a Config built by hand may hold anything; checked() converts what can be
-    converted, such as "100" for an int, before it comes here)."""
-    for f in fields(cfg):
-        value = getattr(cfg, f.name)
-        kind = type(f.default)
-        if not (isinstance(value, kind) and (kind is not int or not isinstance(value, bool))) and not (
-                kind is float and isinstance(value, int) and not isinstance(value, bool)):
-            to_type(f.name, value, kind)  # the field's own error when it cannot be converted at all
-            raise ConfigError(f.name, f"expected {kind.__name__}, got {quote(value)} (gankit.config.checked() "
-                                      "converts a value written as text)")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f.name, f"expected a finite number, got {quote(value)}")
 
 
 def _check_names(cfg) -> None:
@@ -106,7 +90,7 @@ def _check_ranges(cfg) -> None:
     bad_aug = [op for op in cfg.diffaug.split(",") if op and op not in registry.DIFFAUG_OPS]
     _check(not bad_aug, "diffaug",
            f"unknown op {clip(','.join(bad_aug))}; use a comma list of {', '.join(registry.DIFFAUG_OPS)}")
-    _check(bool(DEVICE_PATTERN.match(cfg.device)), "device",
+    _check(bool(registry.DEVICE.match(cfg.device)), "device",
            f"{quote(cfg.device)} is not one of auto, cpu, cuda, cuda:N")
 
 

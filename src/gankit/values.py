@@ -7,23 +7,13 @@ from __future__ import annotations
 import math
 import os
 import re
+from dataclasses import fields
 from typing import Any
 
-from gankit.errors import ConfigError
+from gankit import registry
+from gankit.errors import ConfigError, quote
 
-QUOTE_CHARS = 60  # an error quotes at most this much of a value: a line, not the megabytes a file may hold
 _INT_EXACT = 2**53  # above this a float no longer holds every integer: 1e23 is not the integer the user typed
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-def clip(text: str) -> str:
-    """text for an error line, cut to QUOTE_CHARS characters."""
-    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "..."
-
-
-def quote(value: Any) -> str:
-    """repr(value) for an error line, cut to QUOTE_CHARS characters."""
-    return clip(repr(value))
 
 
 def to_type(name: str, value: Any, kind: type) -> Any:
@@ -98,7 +88,7 @@ def argument(name: str, value: Any, kind: type, lo: float | None = None, hi: flo
 def device_argument(name: str, value: Any) -> str:
     """A device argument (auto, cpu, cuda or cuda:N), as the config's `device` field."""
     value = to_type(name, value, str)
-    if not DEVICE_PATTERN.match(value):
+    if not registry.DEVICE.match(value):
         raise ConfigError(name, f"{quote(value)} is not one of auto, cpu, cuda, cuda:N")
     return value
 
@@ -111,3 +101,18 @@ def path_argument(name: str, value: Any) -> str:
     if not text:
         raise ConfigError(name, "is empty; give a file or folder")
     return text
+
+
+def check_types(cfg) -> None:
+    """Every field of a config holds its own type (a Config built by hand may hold anything; config.checked()
+    converts what can be converted, such as "100" for an int, before it comes here)."""
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        kind = type(f.default)
+        if not (isinstance(value, kind) and (kind is not int or not isinstance(value, bool))) and not (
+                kind is float and isinstance(value, int) and not isinstance(value, bool)):
+            to_type(f.name, value, kind)  # the field's own error when it cannot be converted at all
+            raise ConfigError(f.name, f"expected {kind.__name__}, got {quote(value)} (gankit.config.checked() "
+                                      "converts a value written as text)")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f.name, f"expected a finite number, got {quote(value)}")

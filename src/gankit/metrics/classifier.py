@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit import outputs
-from gankit.checkpoint import sha256_file
+from gankit.outputs import sha256_file
 # The data's one fixed split belongs to the data package; SPLIT_SEED stays importable from here because the shipped
 # weights' records name it (benchmarks/ship_classifiers.py).
 from gankit.data.dataset import SPLIT_SEED, split_indices  # noqa: F401
