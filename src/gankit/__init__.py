@@ -5,7 +5,7 @@ applications gankit.inpaint, gankit.upscale, gankit.predict and gankit.classify 
 Importing gankit loads neither torch nor the models; each function imports what it needs when called.
 """
 
-__version__ = "0.1.0"
+from gankit.version import __version__
 
 __all__ = ["Config", "load_config", "train", "load", "evaluate", "show", "inpaint", "upscale", "predict",
            "classify", "__version__"]

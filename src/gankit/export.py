@@ -28,9 +28,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import save
 
-from gankit import __version__, outputs, registry
-from gankit.outputs import sha256_file
+from gankit import outputs, registry
 from gankit.errors import UserError
+from gankit.outputs import sha256_file
+from gankit.version import __version__
 # Reading an export back is sample.py's (sampling must not need the writer); load_generator stays importable here.
 from gankit.sample import EXPORT_META, EXPORT_WEIGHTS, load_generator, load_sampler  # noqa: F401
 

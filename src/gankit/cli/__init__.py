@@ -39,7 +39,7 @@ class _Version(argparse.Action):
 
         import torch
 
-        from gankit import __version__
+        from gankit.version import __version__
 
         cuda = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only build"
         print(f"gankit {__version__} (torch {torch.__version__}, {cuda}; Python {platform.python_version()})")
