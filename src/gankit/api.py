@@ -301,6 +301,25 @@ def evaluate(run: str | Path, metrics: list[str] | str | None = None, *, n: int 
     return {**record, "json": str(json_path), "markdown": str(md_path), "table": table}
 
 
+@_python_terms
+def evaluate_guides(run: str | Path, metrics: list[str] | str | None = None, *, guide: str | None = None,
+                    step: int | None = None, runs: str | Path = "runs", **kwargs) -> list[dict]:
+    """evaluate() as `gankit eval` runs it: with `guide` when given; else without a guide and, for a run whose config
+    sets one, then with it too. Returns the records, in that order; kwargs are evaluate()'s."""
+    from gankit import checkpoint
+    from gankit.run import find_run
+
+    guides = [guide or "none"]
+    if guide is None:  # a run whose config sets a guide: scored without it, then with it
+        try:
+            own = checkpoint.read(find_run(path_argument("run", run), path_argument("runs", runs)),
+                                  _step(step)).config.get("guide", "none")
+        except UserError:  # not a run, or no such checkpoint: evaluate() below says so in its own words
+            own = "none"
+        guides += [own] if own != "none" else []
+    return [evaluate.__wrapped__(run, metrics, step=step, runs=runs, guide=g, **kwargs) for g in guides]
+
+
 def _metric_names(metrics) -> list[str] | None:
     """evaluate's metrics: None (the defaults), "fid,pr" or ["fid", "pr"]; every name a registered metric."""
     from gankit import metrics as registry

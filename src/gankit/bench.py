@@ -14,17 +14,19 @@ run; the reference, a GAN's step, is for task gan only.
 
 from __future__ import annotations
 
+import json
 import math
 import resource
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gankit import distributed, registry
+from gankit import distributed, outputs, registry
 from gankit.config import Config
 from gankit.errors import UserError
 from gankit.data.stream import Batches
@@ -276,6 +278,23 @@ def describe_device(device: torch.device) -> str:
     except OSError:
         pass
     return f"{name}, {torch.get_num_threads()} threads"
+
+
+def bench_to(cfg: Config, timed_steps: int = 20, rounds: int = 3, warmup: int = 5, reference: bool = False,
+             json_path: Path | None = None, force: bool = False, progress=print) -> str:
+    """bench(), as `gankit bench` runs it: the JSON file, when asked for, is claimed before the timing (an existing
+    one is refused unless `force`) and written after it. Returns the report (markdown)."""
+    if json_path is not None:
+        json_path = Path(json_path)
+        outputs.check_new("bench", json_path, force=force)
+        outputs.writable("bench", outputs.out_folder("bench", json_path.parent))
+    out = bench(cfg, timed_steps, rounds, warmup, reference, progress=progress)
+    if json_path is not None:
+        record = {**out, "config": out["config"].to_dict(),
+                  "results": {k: {"sec_per_step": r.sec_per_step, "img_per_sec": r.img_per_sec, "flops": r.flops,
+                                  "peak_memory": r.memory} for k, r in out["results"].items()}}
+        outputs.write_atomic(json_path, lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
+    return report(out)
 
 
 def report(out: dict) -> str:

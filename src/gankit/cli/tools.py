@@ -26,24 +26,12 @@ def _add_bench(sub) -> None:
 
 
 def cmd_bench(args) -> int:
-    import json
-
     from gankit import config as config_mod
-    from gankit import outputs
-    from gankit.bench import bench, report
+    from gankit.bench import bench_to
 
     cfg = config_mod.load(args.config, overrides(args))
-    if args.json:
-        outputs.check_new("bench", Path(args.json), force=args.force)
-        outputs.writable("bench", outputs.out_folder("bench", Path(args.json).parent))
-    out = bench(cfg, args.timed_steps, args.rounds, args.warmup, args.reference,
-                progress=lambda line: print(line, file=sys.stderr, flush=True))
-    print(report(out), end="")
-    if args.json:
-        record = {**out, "config": out["config"].to_dict(),
-                  "results": {k: {"sec_per_step": r.sec_per_step, "img_per_sec": r.img_per_sec, "flops": r.flops,
-                                  "peak_memory": r.memory} for k, r in out["results"].items()}}
-        outputs.write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
+    print(bench_to(cfg, args.timed_steps, args.rounds, args.warmup, args.reference, args.json, args.force,
+                   progress=lambda line: print(line, file=sys.stderr, flush=True)), end="")
     return 0
 
 

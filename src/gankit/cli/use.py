@@ -194,22 +194,12 @@ def cmd_eval(args) -> int:
         return 0
     if args.run is None:
         raise UserError("eval: give a run folder (gankit eval RUN_DIR)")
-    from gankit import checkpoint
-    from gankit.api import evaluate
-    from gankit.run import find_run
+    from gankit import api
 
-    guides = [args.guide or "none"]
-    if args.guide is None:  # a run whose config sets a guide: scored without it, then with it
-        try:
-            default = checkpoint.read(find_run(args.run, args.runs), args.checkpoint).config.get("guide", "none")
-        except UserError:  # not a run, or no such checkpoint: evaluate() below says so in its own words
-            default = "none"
-        guides += [default] if default != "none" else []
-    for guide in guides:
-        evaluate(args.run, args.metrics, n=args.n, step=args.checkpoint, features=args.features, seed=args.seed,
-                 device=args.device, runs=args.runs, force=args.force, guide=guide, weights=args.weights,
-                 show=lambda text: print(text, end="", flush=True), guide_options=guide_options(args, "eval"),
-                 truncation=args.truncation)
+    api.evaluate_guides.__wrapped__(args.run, args.metrics, guide=args.guide, step=args.checkpoint, runs=args.runs,
+                                    n=args.n, features=args.features, seed=args.seed, device=args.device,
+                                    force=args.force, weights=args.weights, guide_options=guide_options(args, "eval"),
+                                    show=lambda text: print(text, end="", flush=True), truncation=args.truncation)
     return 0
 
 
