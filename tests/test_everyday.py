@@ -588,9 +588,26 @@ def test_the_command_line_takes_a_class_by_name(colours, cli, tmp_path):
     assert code == 0, err
     code, _, err = cli("arithmetic", colours, "--a", "class:green", "--b", "0,1,2", "--c", "3,4,5",
                        "--sheet-n", 8, "--out", tmp_path / "b.png")
-    assert code == 2 and "--a class:green: 'green' is not a class of this G" in err
+    assert code == 2 and "--a: class:green: 'green' is not a class of this G" in err
     assert not (tmp_path / "b.png").exists()
 
+
+
+def test_python_explores_as_the_command_line_does(colours, tmp_path):
+    import numpy as np
+
+    from gankit import api
+    from gankit.errors import ConfigError
+
+    files = api.interpolate(colours, tmp_path / "i", paths=2, steps=3, cls="red")
+    assert [Path(f).name for f in files] == ["interpolation.png", "interpolation.gif", "interpolation.npz"]
+    assert np.load(tmp_path / "i" / "interpolation.npz")["labels"].tolist() == [1, 1]
+    png, npz = api.arithmetic(colours, tmp_path / "a.png", "class:red", "class:blue", "class:red", class_n=2)
+    assert Path(png).is_file() and Path(npz).name == "a.npz"
+    with pytest.raises(ConfigError) as e:
+        api.arithmetic(colours, tmp_path / "b.png", "0,1,2", "class:green", "3,4,5")
+    assert str(e.value).startswith("b: class:green: 'green' is not a class of this G") and "--" not in str(e.value)
+    assert not (tmp_path / "b.png").exists()
 
 def test_runs_imports_no_torch(run):
     import subprocess

@@ -227,10 +227,8 @@ def write_samples(run: str | Path, out: str | Path, n: int = 64, *, seed: int = 
     from gankit.run import find_run
     from gankit.sample import load_sampler, save_samples
 
-    n, seed = argument("n", n, int, 1, 1_000_000), argument("seed", seed, int, 0, SEED_MAX)
-    truncation = config_mod.to_type("truncation", truncation, float)
-    if not 0 < truncation <= 1:
-        raise ConfigError("truncation", f"must be in (0, 1], got {quote(truncation)}")
+    n, seed, truncation = argument("n", n, int, 1, 1_000_000), argument("seed", seed, int, 0, SEED_MAX), \
+        _truncation(truncation)
     class_grid, sheet = _check_flag("class_grid", class_grid), _check_flag("sheet", sheet)
     force = _check_flag("force", force)
     sampler = load_sampler(find_run(path_argument("run", run), path_argument("runs", runs)), device, _step(step),
@@ -269,6 +267,68 @@ def _class_grid(sampler, n: int, generator, truncation: float, out: Path, force:
 
 
 @_python_terms
+def interpolate(run: str | Path, out: str | Path, *, paths: int = 8, steps: int = 10, seed: int = 0, cls=None,
+                truncation: float = 1.0, step: int | None = None, device: str = "cpu", runs: str | Path = "runs",
+                force: bool = False) -> list[str]:
+    """`paths` walks of `steps` points between pairs of latent draws (seed `seed`), as `gankit interpolate`:
+    out/interpolation.png, .gif and .npz (an audio run's walks as clips). Returns the files written."""
+    from gankit import explore
+
+    sampler = _sampler(run, runs, device, step)
+    paths, steps = argument("paths", paths, int, 1, 1_000_000), argument("steps", steps, int, 1, 1_000_000)
+    interp = explore.interpolation(sampler, paths, steps, argument("seed", seed, int, 0, SEED_MAX),
+                                   class_index(sampler, cls), _truncation(truncation))
+    return [str(p) for p in explore.save_interpolation(interp, Path(path_argument("out", out)), force=force)]
+
+
+@_python_terms
+def arithmetic(run: str | Path, out: str | Path, a: str, b: str, c: str, *, seed: int = 0, sheet_n: int = 64,
+               cls=None, class_n: int = 4, neighbours: int = 4, noise: float = 0.25, truncation: float = 1.0,
+               step: int | None = None, device: str = "cpu", runs: str | Path = "runs",
+               force: bool = False) -> list[str]:
+    """DCGAN's latent arithmetic, as `gankit arithmetic`: mean(A) - mean(B) + mean(C), each group three or more
+    indices of a numbered sheet ("4,9,17": `gankit sample --sheet` with the same seed, sheet_n, truncation and cls) or a
+    class of a conditional G ("class:3", "class:cat"). Writes out (FILE.png) and FILE.npz; returns them."""
+    from gankit import explore
+
+    sampler = _sampler(run, runs, device, step)
+    groups = [_class_group(sampler, name, spec) for name, spec in (("a", a), ("b", b), ("c", c))]
+    seed, sheet_n = argument("seed", seed, int, 0, SEED_MAX), argument("sheet_n", sheet_n, int, 1, 1_000_000)
+    neighbours, class_n = argument("neighbours", neighbours, int, 0, 10_000), argument("class_n", class_n, int, 1,
+                                                                                       1_000_000)
+    res = explore.arithmetic(sampler, *groups, seed, sheet_n, neighbours, noise,  # explore checks the noise
+                             _truncation(truncation), class_index(sampler, cls), class_n)
+    return [str(p) for p in explore.save_arithmetic(res, Path(path_argument("out", out)), force=force)]
+
+
+def _sampler(run, runs, device, step):
+    from gankit.run import find_run
+    from gankit.sample import load_sampler
+
+    return load_sampler(find_run(path_argument("run", run), path_argument("runs", runs)), device, _step(step))
+
+
+def _truncation(truncation) -> float:
+    truncation = config_mod.to_type("truncation", truncation, float)
+    if not 0 < truncation <= 1:
+        raise ConfigError("truncation", f"must be in (0, 1], got {quote(truncation)}")
+    return truncation
+
+
+def _class_group(sampler, name: str, spec: str) -> str:
+    """arithmetic's group `name` (a, b or c): a class by name (class:cat) becomes class:K; class:K itself and sheet
+    indices are explore.parse_group's to read."""
+    text = config_mod.to_type(name, spec, str).strip()
+    cls = text[len("class:"):].strip()
+    if not text.startswith("class:") or not sampler.c_dim or cls.lstrip("-").isdigit():
+        return spec
+    try:
+        return f"class:{class_index(sampler, cls)}"
+    except ConfigError as e:
+        raise ConfigError(name, f"{text}: {str(e).removeprefix('cls: ')}") from None
+
+
+@_python_terms
 def evaluate(run: str | Path, metrics: list[str] | str | None = None, *, n: int | None = None,
              step: int | None = None, features: str = "auto", seed: int = 0, device: str = "cpu",
              runs: str | Path = "runs", force: bool = False, show=None, guide: str = "none",
@@ -291,9 +351,7 @@ def evaluate(run: str | Path, metrics: list[str] | str | None = None, *, n: int 
     run_dir = find_run(path_argument("run", run), path_argument("runs", runs))
     _log_to_stderr()
     guide, weights = config_mod.to_type("guide", guide, str), config_mod.to_type("weights", weights, str)
-    truncation = config_mod.to_type("truncation", truncation, float)
-    if not 0 < truncation <= 1:
-        raise ConfigError("truncation", f"must be in (0, 1], got {quote(truncation)}")
+    truncation = _truncation(truncation)
     record, json_path, md_path, table = evaluate_run(run_dir, metrics, n, step, features, seed, device,
                                                      force=force, show=show, guide=guide, weights=weights,
                                                      guide_options=guide_options, truncation=truncation)

@@ -24,7 +24,7 @@ from gankit.errors import ConfigError, Terminated, UserError
 # The library's arguments that a command spells as another flag, or that are no config field: a ConfigError naming
 # one of them is shown with its flag (main). Config fields are their own flags, and their errors name them as they are.
 FLAGS = {"resume": "--resume", "force": "--force", "config": "--config", "cls": "--class", "step": "--checkpoint",
-         "class_grid": "--class-grid", "n": "--n"}
+         "class_grid": "--class-grid", "n": "--n", "a": "--a", "b": "--b", "c": "--c"}
 
 
 class _Version(argparse.Action):

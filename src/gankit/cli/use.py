@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from gankit.cli.common import (CHECKPOINT_HELP, add_force, add_guide_flags, add_runs_flag, add_source_flags,
                                checkpoint_arg, class_arg, guide_options, int_in, positive_int, psi, run_of, seed_arg)
@@ -57,31 +56,13 @@ def _add_interpolate(sub) -> None:
 
 
 def cmd_interpolate(args) -> int:
-    from gankit import explore
-    from gankit.api import class_index
-    from gankit.sample import load_sampler
+    from gankit import api
 
-    sampler = load_sampler(run_of(args), args.device, args.checkpoint)
-    cls = class_index(sampler, args.cls)
-    interp = explore.interpolation(sampler, args.paths, args.steps, args.seed, cls, args.truncation)
-    for path in explore.save_interpolation(interp, Path(args.out), force=args.force):
-        print(path)
+    print("\n".join(api.interpolate.__wrapped__(args.source, args.out, paths=args.paths, steps=args.steps,
+                                                seed=args.seed, cls=args.cls, truncation=args.truncation,
+                                                step=args.checkpoint, device=args.device, runs=args.runs,
+                                                force=args.force)))
     return 0
-
-
-def _class_groups(args, sampler) -> None:
-    """arithmetic's --a/--b/--c given as class:NAME become class:K (class:K itself is explore.parse_group's)."""
-    from gankit.api import class_index
-
-    for g in ("a", "b", "c"):
-        spec = getattr(args, g).strip()
-        name = spec[len("class:"):].strip()
-        if not spec.startswith("class:") or not sampler.c_dim or name.lstrip("-").isdigit():
-            continue
-        try:
-            setattr(args, g, f"class:{class_index(sampler, name)}")
-        except UserError as e:
-            raise UserError(f"arithmetic: --{g} {spec}: {str(e).removeprefix('cls: ')}") from None
 
 
 def _add_arithmetic(sub) -> None:
@@ -107,16 +88,13 @@ def _add_arithmetic(sub) -> None:
 
 
 def cmd_arithmetic(args) -> int:
-    from gankit import explore
-    from gankit.api import class_index
-    from gankit.sample import load_sampler
+    from gankit import api
 
-    sampler = load_sampler(run_of(args), args.device, args.checkpoint)
-    _class_groups(args, sampler)
-    res = explore.arithmetic(sampler, args.a, args.b, args.c, args.seed, args.sheet_n, args.neighbours, args.noise,
-                             args.truncation, class_index(sampler, args.cls), args.class_n)
-    png, npz = explore.save_arithmetic(res, Path(args.out), force=args.force)
-    print(f"{png}\n{npz}")
+    print("\n".join(api.arithmetic.__wrapped__(args.source, args.out, args.a, args.b, args.c, seed=args.seed,
+                                               sheet_n=args.sheet_n, cls=args.cls, class_n=args.class_n,
+                                               neighbours=args.neighbours, noise=args.noise,
+                                               truncation=args.truncation, step=args.checkpoint, device=args.device,
+                                               runs=args.runs, force=args.force)))
     return 0
 
 
