@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gankit import distributed, losses
+from gankit import distributed, losses, models
 from gankit.tasks.predict.futures import EVAL_FUTURES, SHEET_FUTURES, sample_futures, sheet, table, write_results
 from gankit.checkpoint import LATEST, TrainState
 from gankit.config import Config
@@ -37,7 +37,6 @@ from gankit.data.moving import sequence_parts
 from gankit.data.stream import Batches
 from gankit.errors import ConfigError
 from gankit.latent import sample_z
-from gankit.models import predict as predict_models
 from gankit.models.predict import stack
 from gankit.session import Trainer
 from gankit.setup import averaged_copy, check_batch_size, seed_everything
@@ -140,11 +139,8 @@ class PredictTrainer(Trainer):
         self.cfg = cfg = _resolve(cfg, data)
         self.data = data.to(device)
         seed_everything(cfg.seed)
-        levels = predict_models.levels_for(cfg.img_size)
-        G = predict_models.Generator(cfg.context, cfg.horizon, cfg.channels, cfg.z_dim, cfg.g_width, levels,
-                                     cfg.g_norm).to(device)
-        D = predict_models.Discriminator(cfg.context, cfg.horizon, cfg.channels, cfg.d_width, levels,
-                                         cfg.d_norm).to(device)
+        G, D = models.build(cfg, data.shape)                          # the unet G and D; shape (T, C, H, W)
+        G, D = G.to(device), D.to(device)
         G_ema = averaged_copy(G, cfg.ema_decay)
         opt_g, opt_d = make_optimizers(cfg, G, D)
         self.state = TrainState(G, D, G_ema, opt_g, opt_d, cfg.to_dict(), [])

@@ -23,14 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gankit import distributed, losses
+from gankit import distributed, losses, models
 from gankit.tasks.sr.upscale import comparison_sheet, psnr, table, upscale, write_results
 from gankit.checkpoint import LATEST, TrainState
 from gankit.config import Config
 from gankit.data.stream import Batches
 from gankit.errors import ConfigError
 from gankit.metrics import classifier as clf
-from gankit.models import sr as sr_models
 from gankit.models.sr import downscale, upscale_bicubic
 from gankit.session import Trainer
 from gankit.setup import averaged_copy, check_batch_size, load_parts, seed_everything
@@ -97,8 +96,8 @@ class SRTrainer(Trainer):
         self.data = data.to(device)
         self.x_lr_all = downscale(data.batch(), cfg.sr_scale)                   # (N, C, h, w), made once
         seed_everything(cfg.seed)
-        G = sr_models.Generator(cfg.sr_scale, cfg.channels, cfg.g_width, cfg.g_layers).to(device)
-        D = sr_models.Discriminator(cfg.channels, cfg.d_width).to(device)
+        G, D = models.build(cfg, data.shape)                                    # srresnet's G and D
+        G, D = G.to(device), D.to(device)
         G_ema = averaged_copy(G, cfg.ema_decay)
         opt_g, opt_d = make_optimizers(cfg, G, D)
         self.state = TrainState(G, D, G_ema, opt_g, opt_d, cfg.to_dict(), list(data.class_names))
