@@ -401,7 +401,7 @@ def test_each_kind_of_run_gets_its_tools_before_any_model_is_loaded(config, apps
 
 AUDIO = ["--sample_rate", "8000", "--audio_length", "1024", "--z_dim", "8", "--g_width", "4", "--d_width", "4",
          "--batch_size", "6", "--log_every", "1", "--sample_every", "2", "--ckpt_every", "0", "--no-progress"]
-# test_predict's tiny predictor; 150 steps, so that its futures depend on z (an untrained one copies the last frame)
+# test_tasks_predict's tiny predictor; 150 steps, so that its futures depend on z (an untrained one copies the last frame)
 PREDICT = ["--task", "predict", "--model", "unet", "--data", "moving-mnist", "--img_size", "16", "--digits", "1",
            "--frames", "6", "--context", "2", "--horizon", "2", "--n_points", "512", "--holdout", "48", "--z_dim", "4",
            "--g_width", "8", "--d_width", "8", "--batch_size", "16", "--g_lr", "0.002", "--d_lr", "0.001",
@@ -415,7 +415,7 @@ POINTS = ["--data", "ring", "--model", "mlp", "--z_dim", "2", "--g_width", "8", 
 @pytest.fixture(scope="module")
 def others(tmp_path_factory, one_thread):
     """A conditional WaveGAN on three classes of tones, a predictor on moving digits (made of the embedded digits,
-    as tests/test_predict.py makes them, for training and serving alike) and an MLP GAN on the ring."""
+    as tests/test_tasks_predict.py makes them, for training and serving alike) and an MLP GAN on the ring."""
     from gankit.data import images as image_data, moving
 
     root = tmp_path_factory.mktemp("others")
