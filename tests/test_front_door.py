@@ -32,5 +32,6 @@ def test_every_command_calls_the_library_and_prints():
 
 def test_the_check_finds_a_command_doing_work():
     text = ("def cmd_a(args):\n    try:\n        pass\n    except OSError:\n        pass\n"
-            "def cmd_b(args):\n" + "    x = 1\n" * MAX_COMMAND_LINES + "def helper(args):\n    while True:\n        pass\n")
+            "def cmd_b(args):\n" + "    x = 1\n" * MAX_COMMAND_LINES
+            + "def helper(args):\n    while True:\n        pass\n")                # a helper is not a command
     assert commands_doing_work(text) == ["cmd_a (5 lines, Try)", f"cmd_b ({MAX_COMMAND_LINES + 1} lines)"]
