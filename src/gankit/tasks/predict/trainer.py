@@ -29,9 +29,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gankit import distributed, losses, models
+from gankit import distributed, losses
 from gankit.tasks.predict.futures import EVAL_FUTURES, SHEET_FUTURES, sample_futures, sheet, table, write_results
-from gankit.checkpoint import LATEST, TrainState
+from gankit.checkpoint import LATEST
 from gankit.config import Config
 from gankit.data.moving import sequence_parts
 from gankit.data.stream import Batches
@@ -39,9 +39,9 @@ from gankit.errors import ConfigError
 from gankit.latent import sample_z
 from gankit.models.predict import stack
 from gankit.session import Trainer
-from gankit.setup import averaged_copy, check_batch_size, seed_everything
-from gankit.step import Step, Tally, ema_decay, ema_update, make_optimizers
-from gankit.tasks.common import single_device
+from gankit.setup import check_batch_size
+from gankit.step import Step, Tally, ema_decay, ema_update
+from gankit.tasks.common import single_device, train_state
 
 
 class PredictTally(Tally):
@@ -138,13 +138,9 @@ class PredictTrainer(Trainer):
         data, held = sequence_parts(cfg)                           # held: the held-out sequences, or None
         self.cfg = cfg = _resolve(cfg, data)
         self.data = data.to(device)
-        seed_everything(cfg.seed)
-        G, D = models.build(cfg, data.shape)                          # the unet G and D; shape (T, C, H, W)
-        G, D = G.to(device), D.to(device)
-        G_ema = averaged_copy(G, cfg.ema_decay)
-        opt_g, opt_d = make_optimizers(cfg, G, D)
-        self.state = TrainState(G, D, G_ema, opt_g, opt_d, cfg.to_dict(), [])
-        self.step = PredictStep(cfg, G, D, G_ema, opt_g, opt_d, device)
+        self.state = s = train_state(cfg, data.shape, device, [])   # the unet G and D; shape (T, C, H, W)
+        G, G_ema = s.G, s.G_ema
+        self.step = PredictStep(cfg, G, s.D, G_ema, s.opt_g, s.opt_d, device)
         self.batches = Batches(len(data), cfg.batch_size, cfg.seed, distributed.Context(), device)
         self.held = held.floats() if held is not None else None
         shown = self.held if self.held is not None else data.floats()

@@ -23,18 +23,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gankit import distributed, losses, models
+from gankit import distributed, losses
 from gankit.tasks.sr.upscale import comparison_sheet, psnr, table, upscale, write_results
-from gankit.checkpoint import LATEST, TrainState
+from gankit.checkpoint import LATEST
 from gankit.config import Config
 from gankit.data.stream import Batches
 from gankit.errors import ConfigError
 from gankit.metrics import classifier as clf
 from gankit.models.sr import downscale, upscale_bicubic
 from gankit.session import Trainer
-from gankit.setup import averaged_copy, check_batch_size, load_parts, seed_everything
-from gankit.step import Step, Tally, ema_decay, ema_update, make_optimizers
-from gankit.tasks.common import single_device
+from gankit.setup import check_batch_size, load_parts
+from gankit.step import Step, Tally, ema_decay, ema_update
+from gankit.tasks.common import single_device, train_state
 
 
 class SRTally(Tally):
@@ -95,13 +95,9 @@ class SRTrainer(Trainer):
         self.cfg = cfg = dataclasses.replace(cfg, channels=data.shape[0])
         self.data = data.to(device)
         self.x_lr_all = downscale(data.batch(), cfg.sr_scale)                   # (N, C, h, w), made once
-        seed_everything(cfg.seed)
-        G, D = models.build(cfg, data.shape)                                    # srresnet's G and D
-        G, D = G.to(device), D.to(device)
-        G_ema = averaged_copy(G, cfg.ema_decay)
-        opt_g, opt_d = make_optimizers(cfg, G, D)
-        self.state = TrainState(G, D, G_ema, opt_g, opt_d, cfg.to_dict(), list(data.class_names))
-        self.step = SRStep(cfg, G, D, G_ema, opt_g, opt_d, device)
+        self.state = s = train_state(cfg, data.shape, device, list(data.class_names))   # srresnet's G and D
+        G, G_ema = s.G, s.G_ema
+        self.step = SRStep(cfg, G, s.D, G_ema, s.opt_g, s.opt_d, device)
         self.batches = Batches(len(data), cfg.batch_size, cfg.seed, distributed.Context(), device)
         self.fixed = data.batch(torch.arange(min(10, len(data)), device=device)).cpu()   # the pictures' examples
         self.held = self.held_data.floats() if self.held_data is not None else None
