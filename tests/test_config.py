@@ -93,7 +93,7 @@ def test_the_tasks_own_valid_configs_load():
     ({**SR, "img_size": 8, "sr_scale": 8}, "sr_scale", "at least 2 low-resolution pixels"),
     ({"task": "sr", "model": "dcgan"}, "model", "task sr uses model srresnet, got dcgan"),
     ({"task": "ssl"}, "model", "task ssl uses model mlp, got dcgan"),
-    ({"model": "srresnet"}, "model", "task gan uses model dcgan, mlp, wavegan or specgan, got srresnet"),
+    ({"model": "srresnet"}, "model", "task gan uses model dcgan, r3gan, mlp, wavegan or specgan, got srresnet"),
 ])
 def test_a_task_refuses_what_its_properties_rule_out(values, field, needle):
     e = _refused(values)

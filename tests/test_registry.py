@@ -93,7 +93,7 @@ def test_truncation_and_interpolation_stay_in_the_support(name):
 # models: a small valid config of each, for the first task that uses it
 
 SMALL = dict(z_dim=8, g_width=8, d_width=8, g_layers=1, d_layers=1, batch_size=4, vbn_ref_size=4)
-MODEL_CASES = {"dcgan": dict(img_size=16), "mlp": dict(img_size=8), "srresnet": dict(img_size=16, sr_scale=4),
+MODEL_CASES = {"dcgan": dict(img_size=16), "r3gan": dict(img_size=8), "mlp": dict(img_size=8), "srresnet": dict(img_size=16, sr_scale=4),
                "wavegan": dict(data="fsdd", audio_length=1024), "specgan": dict(data="fsdd", img_size=16,
                                                                                  audio_length=256),
                "unet": dict(data="moving-mnist", img_size=16, context=2, horizon=1, holdout=10)}
@@ -269,7 +269,7 @@ def test_config_constants_come_from_the_registry():
     assert config.FILE_DATA == ("folder:", "shards:")
     assert config.DCGAN_SIZES == registry.MODELS["dcgan"].sizes == (16, 32, 64, 128)
     assert config.TASK_MODELS == {name: task.models for name, task in registry.TASKS.items()}
-    assert config.TASK_MODELS["gan"] == ("dcgan", "mlp", "wavegan", "specgan")
+    assert config.TASK_MODELS["gan"] == ("dcgan", "r3gan", "mlp", "wavegan", "specgan")
     assert config.TASK_MODELS["ssl"] == ("mlp",) and config.TASK_MODELS["sr"] == ("srresnet",)
     assert config.DIFFAUG_OPS == tuple(registry.DIFFAUG_OPS)
 

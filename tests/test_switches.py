@@ -540,7 +540,8 @@ def test_conditional_sampling_and_class_grid(tmp_path, cli):
     assert code == 0, err
     from PIL import Image
     w, h = Image.open(tmp_path / "g.png").size
-    assert (w, h) == (2 + 4 * 18, 2 + 10 * 18)  # 4 columns, one row per class, 16 px + 2 px padding
+    # 4 columns, one row per class, 16 px + 2 px padding, enlarged 2x for display (viz.display_scale)
+    assert (w, h) == (2 * (2 + 4 * 18), 2 * (2 + 10 * 18))
     code, _, err = cli("sample", tmp_path / "c", "--class", 12, "--out", tmp_path / "t.npz")
     assert code == 2 and "0..9" in err
 

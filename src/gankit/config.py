@@ -93,8 +93,12 @@ class Config:
     prior: str = _f("normal", "latent prior: " + _listing(registry.PRIORS), PRIORS)
     g_width: int = _f(64, "generator width: channels of its last hidden layer (dcgan) or hidden units (mlp)")
     d_width: int = _f(64, "discriminator width: channels of its first layer (dcgan) or hidden units (mlp)")
-    g_layers: int = _f(3, "mlp only: hidden layers in G")
-    d_layers: int = _f(3, "mlp only: hidden layers in D")
+    g_layers: int = _f(3, "hidden layers in G (mlp), or residual blocks per resolution (r3gan)")
+    d_layers: int = _f(3, "hidden layers in D (mlp), or residual blocks per resolution (r3gan)")
+    g_init: str = _f("default", "G's initial weights: default (each model's own: dcgan N(0, 0.02) as Radford et al., "
+                                "mlp PyTorch's, r3gan its fix-up) or he (mlp: He et al. 2015's normal for G's "
+                                "activation, so that a deep G varies with z from the first step instead of "
+                                "collapsing to one image)", ("default", "he"))
     g_norm: str = _f("batch", "normalisation in G", NORMS)
     d_norm: str = _f("batch", "normalisation in D", D_NORMS)
     vbn_ref_size: int = _f(64, "virtual batch norm: size of the fixed reference batch")

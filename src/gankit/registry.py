@@ -16,6 +16,8 @@ from typing import Mapping, TypeVar
 MIN_IMG_SIZE = 4  # the smallest image any model builds
 # the devices a run or a command may name: auto, cpu, cuda or cuda:N (config field `device`, --device)
 DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+# the sizes models/r3gan.py builds: s0 * 2^k, s0 from 4 to 7 (its first feature map), k >= 1, up to 128 px
+R3GAN_SIZES = tuple(sorted({s0 * 2**k for s0 in range(4, 8) for k in range(1, 6) if s0 * 2**k <= 128}))
 WAVEFORM_MULTIPLE = 4**5  # a waveform model's G upsamples 4x five times (WaveGAN), from audio_length / 1024 samples
 
 
@@ -44,7 +46,7 @@ class Task:
 
 
 TASKS = {t.name: t for t in (
-    Task("gan", "G against D", ("dcgan", "mlp", "wavegan", "specgan"), conditional=True, eval_metrics=True,
+    Task("gan", "G against D", ("dcgan", "r3gan", "mlp", "wavegan", "specgan"), conditional=True, eval_metrics=True,
          points=True, packing=True, processes=True,
          guided=True, named_by_model=True, bench_reference=True, use="inpaint", tools=("inpaint",)),
     Task("ssl", "D as a (K+1)-way classifier learning from few labels (Salimans et al. 2016)", ("mlp",),
@@ -134,6 +136,7 @@ class Model:
     # models recordings (audio data sets), and only them: "waveform" (G makes samples, audio_length a multiple of
     # WAVEFORM_MULTIPLE) or "spectrogram" (G makes img_size x img_size spectrograms of audio_length samples)
     audio: str = ""
+    inits: tuple[str, ...] = ("default",)  # the values `g_init` may take with it
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -142,7 +145,10 @@ class Model:
 
 MODELS = {m.name: m for m in (
     Model("dcgan", "Radford et al. 2016: strided convolutions both ways", sizes=(16, 32, 64, 128)),
-    Model("mlp", "fully connected, for 2-D points and small images", feature_maps=False, points=True),
+    Model("r3gan", "Huang et al. 2024: residual G and D without normalisation layers (R3GAN), for any size s0 "
+          "* 2^k, s0 from 4 to 7", sizes=R3GAN_SIZES),
+    Model("mlp", "fully connected, for 2-D points and small images", feature_maps=False, points=True,
+          inits=("default", "he")),
     Model("srresnet", "SRGAN's residual G and strided-conv D, for task sr"),
     Model("wavegan", "Donahue et al. 2019: 1-D transposed convolutions to a waveform, D with phase shuffle",
           audio="waveform"),

@@ -156,6 +156,9 @@ def _check_model(cfg) -> None:
     else:
         _check(cfg.img_size >= registry.MIN_IMG_SIZE, "img_size",
                f"must be >= {registry.MIN_IMG_SIZE}, got {quote(cfg.img_size)}")
+    he = registry.either(n for n, m in registry.MODELS.items() if "he" in m.inits)
+    _check(cfg.g_init in model.inits, "g_init", f"{cfg.model} has only its own initialisation (default); he is for "
+                                                f"{he}")
     conv = [m for m in registry.TASKS[cfg.task].models if registry.MODELS[m].feature_maps]
     hint = f"use it with {' or '.join(conv)}" if conv else f"task {cfg.task} has no model with feature maps"
     for name in ("g_norm", "d_norm"):

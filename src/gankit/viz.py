@@ -18,11 +18,24 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 
+DISPLAY_SIZE = 32  # grids of smaller images are enlarged by whole pixels (nearest) to at least this, for display only
+
+
+def display_scale(size: int) -> int:
+    """How many times a grid of size x size images is enlarged for display: 8 px digits 4x, 32 px and up 1x."""
+    return max(1, DISPLAY_SIZE // size)
+
+
 def save_grid(x: torch.Tensor, path: Path, nrow: int | None = None) -> Path:
-    """A PNG grid of images in [-1, 1]; nrow defaults to a square-ish layout."""
+    """A PNG grid of images in [-1, 1]; nrow defaults to a square-ish layout. Small images are enlarged by
+    display_scale (nearest neighbour: each pixel a square, nothing invented); the samples themselves keep their size."""
     nrow = nrow or max(1, int(math.ceil(math.sqrt(x.shape[0]))))
-    save_image(x.detach().float().cpu(), path, nrow=nrow, normalize=True, value_range=(-1, 1), padding=2,
-               pad_value=1.0)
+    scale = display_scale(x.shape[-1])
+    if scale == 1:
+        save_image(x.detach().float().cpu(), path, nrow=nrow, normalize=True, value_range=(-1, 1), padding=2,
+                   pad_value=1.0)
+    else:
+        grid_image(x, nrow, scale).save(path, format="PNG")
     return Path(path)
 
 

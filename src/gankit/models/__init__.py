@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch.nn as nn
 
 from gankit import registry
-from gankit.models import dcgan, mlp, predict, specgan, sr, ssl, wavegan
+from gankit.models import dcgan, mlp, predict, r3gan, specgan, sr, ssl, wavegan
 
 # The module that implements each entry of registry.MODELS (config field `model`) with a Generator and a
 # Discriminator; tests/test_registry.py checks that every entry has one.
-_MODULES = {"dcgan": dcgan, "mlp": mlp, "srresnet": sr, "wavegan": wavegan, "specgan": specgan, "unet": predict}
+_MODULES = {"dcgan": dcgan, "r3gan": r3gan, "mlp": mlp, "srresnet": sr, "wavegan": wavegan, "specgan": specgan, "unet": predict}
 
 # Every architecture a `spec` can name, so that checkpoints and exports can be rebuilt from the spec they carry: the
 # registry's models, then task ssl's (K+1)-way classifier pair, which gankit/tasks/ssl.py builds itself for model mlp.
@@ -39,8 +39,18 @@ def _build_dcgan(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module
     return G, D
 
 
+def _build_r3gan(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """No norms, no activations to choose: g_norm, d_norm, g_act and d_act do not apply; g_layers and d_layers are
+    residual blocks per resolution."""
+    channels, shared = data_shape[0], dict(c_dim=cfg.c_dim, c_embed_dim=cfg.c_embed_dim, vbn_ref_size=cfg.vbn_ref_size)
+    G = r3gan.Generator(cfg.z_dim, cfg.img_size, channels, cfg.g_width, cfg.g_layers, **shared)
+    D = r3gan.Discriminator(cfg.img_size, channels, cfg.d_width, cfg.d_layers, mbstd=cfg.mbstd, pack=cfg.pack,
+                            **shared)
+    return G, D
+
+
 def _build_mlp(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    G = mlp.Generator(cfg.z_dim, data_shape, cfg.g_width, cfg.g_layers, **_g_args(cfg))
+    G = mlp.Generator(cfg.z_dim, data_shape, cfg.g_width, cfg.g_layers, init=cfg.g_init, **_g_args(cfg))
     D = mlp.Discriminator(data_shape, cfg.d_width, cfg.d_layers, **_d_args(cfg))
     return G, D
 
@@ -75,7 +85,7 @@ def _build_unet(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]
     return G, D
 
 
-_BUILDERS = {"dcgan": _build_dcgan, "mlp": _build_mlp, "srresnet": _build_srresnet, "wavegan": _build_wavegan,
+_BUILDERS = {"dcgan": _build_dcgan, "r3gan": _build_r3gan, "mlp": _build_mlp, "srresnet": _build_srresnet, "wavegan": _build_wavegan,
              "specgan": _build_specgan, "unet": _build_unet}
 
 

@@ -11,10 +11,22 @@ from gankit.models.base import DiscriminatorBase, GeneratorBase
 from gankit.models.blocks import DHead, apply_spectral_norm, make_act, make_norm, pack
 
 
+def he_init(module: nn.Module, act: str, slope: float) -> None:
+    """He et al. 2015: each linear layer's weights ~ N(0, gain^2 / fan_in) for the activation that follows, biases 0.
+    PyTorch's default (uniform, variance 1 / (3 fan_in)) shrinks the signal at every layer, so without norms a deep G
+    starts by drawing nearly the same image for every z."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.kaiming_normal_(m.weight, a=slope if act == "leaky_relu" else 0.0, nonlinearity="leaky_relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 class Generator(GeneratorBase):
     def __init__(self, z_dim: int = 100, out_shape: tuple[int, ...] = (2,), width: int = 256, layers: int = 3,
                  norm: str = "batch", act: str = "relu", slope: float = 0.2, c_dim: int = 0, c_embed_dim: int = 16,
-                 vbn_ref_size: int = 64):
+                 vbn_ref_size: int = 64, init: str = "default"):
+        # `init` is not in the spec: it only matters before the first update, never to a model rebuilt from weights
         spec = dict(arch="mlp", z_dim=z_dim, out_shape=list(out_shape), width=width, layers=layers, norm=norm,
                     act=act, slope=slope, c_dim=c_dim, c_embed_dim=c_embed_dim, vbn_ref_size=vbn_ref_size)
         super().__init__(spec, z_dim, vbn_ref_size, c_dim)
@@ -29,6 +41,8 @@ class Generator(GeneratorBase):
         if len(out_shape) == 3:                                  # images live in [-1, 1]; points are unbounded
             body.append(nn.Tanh())
         self.net = nn.Sequential(*body)
+        if init == "he":
+            he_init(self, act, slope)
         self._register_reference()
 
     def _forward(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
