@@ -11,7 +11,7 @@ import sys
 import torch
 
 from gankit import config
-from gankit.apps import inpaint
+from gankit.tasks.gan import inpaint
 from gankit.metrics import classifier as clf
 from gankit.setup import load_parts
 

@@ -82,3 +82,16 @@ def test_a_damaged_line_of_a_run_is_named_and_skipped(tmp_path, caplog):
                                              b'\xff\n{"step": 4, "eval/fid": 2.0}\n')
     assert ablate._final_eval(tmp_path) == {"fid": 2.0, "train_sec": 1.5}
     assert "skipped 2 damaged line(s)" in caplog.text and "metrics.jsonl (line 2, 3)" in caplog.text
+
+
+def test_an_ablation_without_a_name_gets_a_new_numbered_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(ablate.subprocess, "run", lambda args, **kw: type("Done", (), {"returncode": 1,
+                                                                                         "stderr": "no"})())
+    fields = {"data": "ring", "model": "mlp", "out": str(tmp_path)}
+    first = ablate.ablate(None, fields, ["pack=1,2"], [], seeds=1, jobs=1)
+    second = ablate.ablate(None, fields, ["pack=1,2"], [], seeds=1, jobs=1)
+    named = ablate.ablate(None, {**fields, "name": "mine"}, ["pack=1,2"], [], seeds=1, jobs=1)
+    assert [d["folder"] for d in (first, second, named)] == [tmp_path / "ablate-ring", tmp_path / "ablate-ring-2",
+                                                              tmp_path / "mine"]
+    assert not first["ok"] and first["files"][0] == tmp_path / "ablate-ring" / "table.md"
+    assert "pack=2 (1 of 1 failed)" in first["table"]

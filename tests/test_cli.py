@@ -59,7 +59,7 @@ def test_resume_refuses_a_changed_model(tiny_run, cli):
 
 @pytest.mark.parametrize("args,needle", [
     (["train", "--data", "imagenet"], "unknown data set 'imagenet'"),
-    (["train", "--model", "resnet"], "model: 'resnet' is not one of dcgan, mlp"),
+    (["train", "--model", "resnet"], "model: 'resnet' is not one of dcgan, r3gan, mlp"),
     (["train", "--img_size", "24"], "img_size: dcgan supports 16, 32, 64, 128"),
     (["train", "--batch_size", "0"], "batch_size: must be a positive integer"),
     (["train", "--steps", "many"], "steps: expected int"),

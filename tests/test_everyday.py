@@ -224,7 +224,8 @@ def test_classes_by_index_or_name_with_errors_in_python_terms(tmp_path):
             sampler(2, cls=bad)
         assert str(e.value).startswith("cls: ") and "--" not in str(e.value) and "'3'" in str(e.value)
     plain = gankit.train(gankit.load_config(None, **fields), steps=2, out=str(tmp_path), name="u", progress=False)
-    with pytest.raises(UserError, match=r"trained without classes; train with cond='projection'.*10 classes"):
+    with pytest.raises(UserError, match=r"trained without classes, though its data has 10 .*: train with cond "
+                                        "projection"):
         gankit.load(plain)(2, cls=3)
     with pytest.raises(UserError) as e:                                   # the run folder's own message, in Python
         gankit.train(gankit.load_config(None, **fields), steps=2, out=str(tmp_path), name="u", progress=False)
@@ -303,7 +304,7 @@ def test_runs_lists_the_runs_of_a_folder_sorted_by_a_metric(run, tmp_path, cli):
 
 def test_keep_best_keeps_the_best_evaluation_and_checkpoint_best_uses_it(tmp_path, cli, monkeypatch):
     from gankit.errors import ConfigError
-    from gankit.tasks.gan import GANTrainer
+    from gankit.tasks.gan.trainer import GANTrainer
 
     fid = {2: 5.0, 4: 3.0, 6: 4.0, 8: 3.5, 10: 2.0}                                  # scripted evaluations
     monkeypatch.setattr(GANTrainer, "evaluate", lambda self, run_dir, k, writer: {"eval/fid": fid[k]})
@@ -419,7 +420,7 @@ def test_a_folder_run_takes_its_size_and_classes_from_the_images(pictures, tmp_p
     assert "each of the 24 training images is also shown mirrored left-right, 48 in all" in caplog.text
     code, _, err = cli("sample", tmp_path / "runs" / "g", "--class", 1, "--n", 2, "--out", tmp_path / "s.npz")
     assert code == 2 and "trained without classes, though its data has 2 (cats, dogs)" in err
-    assert "--cond projection" in err and len(err.strip().splitlines()) == 1
+    assert "train with cond projection" in err and len(err.strip().splitlines()) == 1
 
 
 def test_gankit_data_shows_what_training_would_read_without_training(pictures, tmp_path, cli, monkeypatch):
@@ -578,7 +579,7 @@ def test_the_command_line_takes_a_class_by_name(colours, cli, tmp_path):
         assert np.load(tmp_path / f"{cls}.npz")["labels"].tolist() == [want] * 3
     code, _, err = cli("sample", colours, "--class", "green", "--n", 3, "--out", tmp_path / "g.npz")
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "sample: --class 'green' is not a class of this G; give an index in 0..1 or a name: 0 'blue', 1 'red'" in err
+    assert "--class: 'green' is not a class of this G; give an index in 0..1 or a name: 0 'blue', 1 'red'" in err
     code, _, err = cli("interpolate", colours, "--class", "red", "--paths", 2, "--steps", 2, "--out", tmp_path / "i")
     assert code == 0, err
     assert np.load(tmp_path / "i" / "interpolation.npz")["labels"].tolist() == [1, 1]
@@ -587,9 +588,26 @@ def test_the_command_line_takes_a_class_by_name(colours, cli, tmp_path):
     assert code == 0, err
     code, _, err = cli("arithmetic", colours, "--a", "class:green", "--b", "0,1,2", "--c", "3,4,5",
                        "--sheet-n", 8, "--out", tmp_path / "b.png")
-    assert code == 2 and "--a class:green: 'green' is not a class of this G" in err
+    assert code == 2 and "--a: class:green: 'green' is not a class of this G" in err
     assert not (tmp_path / "b.png").exists()
 
+
+
+def test_python_explores_as_the_command_line_does(colours, tmp_path):
+    import numpy as np
+
+    from gankit import api
+    from gankit.errors import ConfigError
+
+    files = api.interpolate(colours, tmp_path / "i", paths=2, steps=3, cls="red")
+    assert [Path(f).name for f in files] == ["interpolation.png", "interpolation.gif", "interpolation.npz"]
+    assert np.load(tmp_path / "i" / "interpolation.npz")["labels"].tolist() == [1, 1]
+    png, npz = api.arithmetic(colours, tmp_path / "a.png", "class:red", "class:blue", "class:red", class_n=2)
+    assert Path(png).is_file() and Path(npz).name == "a.npz"
+    with pytest.raises(ConfigError) as e:
+        api.arithmetic(colours, tmp_path / "b.png", "0,1,2", "class:green", "3,4,5")
+    assert str(e.value).startswith("b: class:green: 'green' is not a class of this G") and "--" not in str(e.value)
+    assert not (tmp_path / "b.png").exists()
 
 def test_runs_imports_no_torch(run):
     import subprocess

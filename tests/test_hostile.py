@@ -562,8 +562,9 @@ resume_case("changed-width", lambda r: None, ["--g_width", "16", "--steps", "9"]
 resume_case("latest-truncated", lambda r: ((r / "checkpoints" / "latest.pt").unlink(),
                                            (r / "checkpoints" / "latest.pt").write_bytes(b"PK\x03\x04")),
             ["--steps", "9"], "latest.pt")
-resume_case("with-config", lambda r: None, ["--config", "digits"], "drop --config")
-resume_case("with-force", lambda r: None, ["--force"], "--resume")
+resume_case("with-config", lambda r: None, ["--config", "digits"],
+            "--resume: continues a run with its own config; drop config")
+resume_case("with-force", lambda r: None, ["--force"], "--force: replaces a run folder; it cannot go with resume")
 case("resume-out-not-utf8", lambda w, fx: ["train", "--resume", w / "r\udcff", "--no-progress"], needle="")
 case("run-name-taken", lambda w, fx: copy_run(fx, w) and [*START, "--out", w, "--name", "img"], needle="--resume")
 

@@ -24,7 +24,9 @@ from conftest import TINY
 from hostile import Corpus, files, run_case
 import gankit
 from gankit import config, data as datasets
-from gankit.apps import classify as classify_app, inpaint as inpaint_app, upscale as upscale_app
+from gankit.tasks.ssl import classify as classify_app
+from gankit.tasks.gan import inpaint as inpaint_app
+from gankit.tasks.sr import upscale as upscale_app
 from gankit.cli import main
 from gankit.errors import ConfigError, UserError
 
@@ -459,7 +461,7 @@ def _refused(call, field: str, root: Path, kind=ConfigError) -> str:
 @pytest.fixture
 def trained_to(monkeypatch):
     """gankit.train without the training: the Config it would train, or the error before it."""
-    from gankit import tasks
+    from gankit.tasks import table as tasks
 
     seen = []
     monkeypatch.setattr(tasks, "train", lambda cfg, **kw: seen.append(cfg) or Path("run"))

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_each_task_has_a_trainer():
-    from gankit.tasks import TRAINERS
+    from gankit.tasks.table import TRAINERS
 
     assert list(TRAINERS) == list(registry.TASKS)
 

@@ -23,7 +23,8 @@ from PIL import Image
 
 from conftest import TINY
 from gankit import explore, run as run_mod, viz
-from gankit.apps import classify, upscale
+from gankit.tasks.ssl import classify
+from gankit.tasks.sr import upscale
 from gankit.cli import main
 from gankit.errors import UserError
 
@@ -372,8 +373,9 @@ def test_serve_refuses_what_is_no_run_in_one_line(cli, tmp_path):
 
 
 def test_the_server_never_loads_the_training_code():
-    code = ("import sys, gankit.serve\nprint(sorted(m for m in ('gankit.session', 'gankit.tasks', 'gankit.step', "
-            "'gankit.guard') if m in sys.modules))")
+    training = ["gankit.session", "gankit.step", "gankit.guard", "gankit.tasks.table", "gankit.tasks.common",
+                *(f"gankit.tasks.{t}.trainer" for t in ("gan", "ssl", "sr", "predict"))]
+    code = f"import sys, gankit.serve\nprint(sorted(m for m in {training!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
 
@@ -399,7 +401,7 @@ def test_each_kind_of_run_gets_its_tools_before_any_model_is_loaded(config, apps
 
 AUDIO = ["--sample_rate", "8000", "--audio_length", "1024", "--z_dim", "8", "--g_width", "4", "--d_width", "4",
          "--batch_size", "6", "--log_every", "1", "--sample_every", "2", "--ckpt_every", "0", "--no-progress"]
-# test_predict's tiny predictor; 150 steps, so that its futures depend on z (an untrained one copies the last frame)
+# test_tasks_predict's tiny predictor; 150 steps, so that its futures depend on z (an untrained one copies the last frame)
 PREDICT = ["--task", "predict", "--model", "unet", "--data", "moving-mnist", "--img_size", "16", "--digits", "1",
            "--frames", "6", "--context", "2", "--horizon", "2", "--n_points", "512", "--holdout", "48", "--z_dim", "4",
            "--g_width", "8", "--d_width", "8", "--batch_size", "16", "--g_lr", "0.002", "--d_lr", "0.001",
@@ -413,7 +415,7 @@ POINTS = ["--data", "ring", "--model", "mlp", "--z_dim", "2", "--g_width", "8", 
 @pytest.fixture(scope="module")
 def others(tmp_path_factory, one_thread):
     """A conditional WaveGAN on three classes of tones, a predictor on moving digits (made of the embedded digits,
-    as tests/test_predict.py makes them, for training and serving alike) and an MLP GAN on the ring."""
+    as tests/test_tasks_predict.py makes them, for training and serving alike) and an MLP GAN on the ring."""
     from gankit.data import images as image_data, moving
 
     root = tmp_path_factory.mktemp("others")

@@ -18,7 +18,8 @@ import torch
 
 import gankit
 from conftest import TINY, assert_same_end
-from gankit import checkpoint, registry, step, tasks
+from gankit import checkpoint, registry, step
+from gankit.tasks import table as tasks
 from gankit.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")

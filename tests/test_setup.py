@@ -177,3 +177,14 @@ def test_resolve_device_refuses_cuda_without_it(monkeypatch):
             setup.resolve_device(name, ctx)
         assert _field(e) == "device" and "no CUDA device" in str(e.value)
     assert setup.resolve_device("auto", ctx) == setup.resolve_device("cpu", ctx) == torch.device("cpu")
+
+
+def test_gankit_data_refuses_sequences_before_reading_them(tmp_path):
+    from gankit import config as config_mod
+    from gankit.errors import UserError
+    from gankit.setup import preview_data
+
+    cfg = config_mod.load("smmnist-predict", {"data_dir": str(tmp_path / "nothing")})
+    with pytest.raises(UserError, match="smoving-mnist holds sequences of frames"):
+        preview_data(cfg, tmp_path / "reals.png")
+    assert not (tmp_path / "reals.png").exists()

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import gankit
-from gankit.apps import upscale
-from gankit.tasks import sr
+from gankit.tasks.sr import upscale
+from gankit.tasks.sr import trainer as sr
 from gankit.models import sr as sr_models
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -60,7 +60,9 @@ def test_train_upscale_and_resume(tmp_path, cli):
     run = tmp_path / "full"
     r = json.loads((run / "results.json").read_text())
     assert set(r["rows"]) == {"bicubic", "G", "originals"} and r["n"] == 100
-    assert r["rows"]["G"]["psnr"] > 5 and 0 <= r["rows"]["G"]["class_acc"] <= 1
+    # pinned on this tiny seeded run (the same at one and two threads): a change to sr's arithmetic shows here
+    G = r["rows"]["G"]
+    assert (G["psnr"], G["ssim"], G["fid"], G["class_acc"]) == pytest.approx((16.5581, 0.61403, 199.653, 0.3), rel=1e-4)
     assert "| G |" in out and (run / "samples" / "step-0000020.png").is_file()
 
     # upscale the held-out originals (scored) and a file of small images (not scored)

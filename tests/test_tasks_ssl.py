@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 import gankit
 from gankit import data as datasets, losses
-from gankit.apps import classify
-from gankit.tasks import ssl
+from gankit.tasks.ssl import classify
+from gankit.tasks.ssl import trainer as ssl
 from gankit.errors import ConfigError, UserError
 from gankit.metrics.classifier import split_indices
 from gankit.models import ssl as ssl_models
@@ -121,7 +121,8 @@ def test_train_classify_and_resume(tmp_path, cli):
     run = tmp_path / "full"
     r = json.loads((run / "results.json").read_text())
     assert r["labelled"] == 50 and r["unlabelled"] == 1797 - 100 - 50 and r["held_out"] == 100
-    assert 0 <= r["held_out_error"] <= 1 and 0 <= r["baseline_error"] <= 1
+    # pinned on this tiny seeded run (the same at one and two threads): a change to ssl's arithmetic shows here
+    assert (r["held_out_error"], r["baseline_error"]) == pytest.approx((0.92, 0.15))
     assert "held-out error" in out and (run / "samples" / "step-0000020.png").is_file()
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [row["eval/held_out_error"] for row in rows if "eval/held_out_error" in row][-1] == r["held_out_error"]

@@ -22,8 +22,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from gankit import config as config_mod
+from gankit import config as config_mod, outputs
 from gankit.errors import UserError
+from gankit.run import numbered
 
 # Shorthands that set several fields at once.
 ALIASES = {"norm": ("g_norm", "d_norm"), "act": ("g_act", "d_act"), "lr": ("g_lr", "d_lr")}
@@ -161,8 +162,8 @@ def run_ablation(base: dict, cells: list[Cell], seeds: list[int], out: Path, job
     (out / "runs").mkdir(parents=True)
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **(extra_env or {})}
-    (out / "ablation.json").write_text(json.dumps({"base": base, "cells": [c.__dict__ for c in cells],
-                                                   "seeds": seeds}, indent=1))
+    plan = json.dumps({"base": base, "cells": [c.__dict__ for c in cells], "seeds": seeds}, indent=1)
+    outputs.write_atomic(out / "ablation.json", lambda tmp: tmp.write_text(plan))
 
     def one(ci: int, cell: Cell, seed: int) -> dict:
         name = f"c{ci:02d}-s{seed}"
@@ -257,15 +258,9 @@ def summarise(cells: list[Cell], rows: list[dict]) -> tuple[list[str], list[dict
 
 def write_tables(out: Path, rows: list[dict], metrics: list[str], summary: list[dict], title: str) -> tuple[Path, Path]:
     keys = ["cell", "seed", "run", "ok", "seconds"] + [m for m in metrics if m != "seconds"] + ["error"]
-    with open(out / "runs.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    outputs.write_atomic(out / "runs.csv", lambda tmp: _write_csv(tmp, keys, rows))
     skeys = ["cell", "runs", "failed"] + [k for m in metrics for k in (m, f"{m}_se")]
-    with open(out / "summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=skeys, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(summary)
+    outputs.write_atomic(out / "summary.csv", lambda tmp: _write_csv(tmp, skeys, summary))
     lines = [f"## {title}", "", "mean ± standard error over seeds", "",
              "| setting | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
     for s in summary:
@@ -274,8 +269,49 @@ def write_tables(out: Path, rows: list[dict], metrics: list[str], summary: list[
             cells.append(f"{_fmt(s[m])} ± {_fmt(s[m + '_se'])}" if m in s else "n/a")
         failed = f" ({s['failed']} of {s['runs']} failed)" if s["failed"] else ""
         lines.append(f"| {s['cell']}{failed} | " + " | ".join(cells) + " |")
-    (out / "table.md").write_text("\n".join(lines) + "\n")
+    outputs.write_atomic(out / "table.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     return out / "table.md", out / "summary.csv"
+
+
+def _write_csv(path: Path, keys: list[str], rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def ablate(config: str | None, fields: dict, vary: list[str], variants: list[str], seeds: int = 3,
+           jobs: int | None = None, threads: int | None = None) -> dict:
+    """The whole ablation, as `gankit ablate` runs it: the base of every run is `config` (a YAML file or a preset)
+    with `fields` over it; its folder is fields' out/name, or a new numbered out/ablate-DATA. Every (cell, seed) is
+    trained (`jobs` in parallel, all cores by default) and tabulated. Returns the folder, the table (markdown text),
+    the files written, and whether every run finished."""
+    fields = dict(fields)
+    out_root, name = Path(fields.pop("out", "runs")), fields.pop("name", "")
+    base = {**(config_mod.read_yaml(config) if config else {}), **fields}
+    base.pop("name", None), base.pop("out", None)
+    config_mod.load(None, base)
+    cells = build_cells(base, vary, variants)
+    if not name:
+        data = str(base.get("data", "digits")).replace("folder:", "").replace("/", "_")
+        name = numbered(out_root, f"ablate-{data}").name
+    jobs = jobs or min(os.cpu_count() or 1, len(cells) * seeds)
+    folder, rows = run_ablation(base, cells, list(range(seeds)), out_root / name, jobs, threads=threads)
+    metrics, summary = summarise(cells, rows)
+    table, csv_path = write_tables(folder, rows, metrics, summary,
+                                   f"{base.get('data', 'digits')}: " + " x ".join(vary + variants))
+    return {"folder": folder, "table": table.read_text(), "files": [table, csv_path, folder / "runs.csv"],
+            "ok": all(r["ok"] for r in rows)}
+
+
+def rebuild_tables(folder: Path) -> str:
+    """The tables of an existing (possibly interrupted) ablation folder, written again from its runs; returns the
+    markdown table."""
+    folder = Path(folder)
+    cells, rows = collect(folder)
+    metrics, summary = summarise(cells, rows)
+    table, _ = write_tables(folder, rows, metrics, summary, folder.name)
+    return table.read_text()
 
 
 def _fmt(v: float) -> str:

@@ -14,23 +14,25 @@ run; the reference, a GAN's step, is for task gan only.
 
 from __future__ import annotations
 
+import json
 import math
 import resource
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gankit import distributed
+from gankit import distributed, outputs, registry
 from gankit.config import Config
 from gankit.errors import UserError
 from gankit.data.stream import Batches
 from gankit.setup import build_models, fixed_inputs, load_data, resolve, resolve_device
 from gankit.step import Step, autocast_dtype, make_optimizers
-from gankit.tasks import TRAINERS
+from gankit.tasks.table import TRAINERS
 
 # ----------------------------------------------------------------------------------------------------------------
 # the reference: pytorch/examples dcgan/main.py, generalised from 64 px to 16-128 px like gankit's DCGAN
@@ -163,13 +165,14 @@ def _peak_memory(device: torch.device) -> int:
 def bench(cfg: Config, timed_steps: int = 20, rounds: int = 3, warmup: int = 5, reference: bool = False,
           progress=print) -> dict:
     """Measure gankit's step (and the reference's) on cfg's data and models; returns a dict of results."""
-    if reference and cfg.task != "gan":
+    gan_step = registry.TASKS[cfg.task].bench_reference
+    if reference and not gan_step:
         raise UserError(f"bench: --reference compares with pytorch/examples' DCGAN step, a GAN's; task {cfg.task} "
                         "is timed on its own (drop --reference)")
     if reference and (cfg.model != "dcgan" or cfg.cond != "none"):
         raise UserError("bench: --reference compares with pytorch/examples' unconditional DCGAN; use model dcgan "
                         "with cond none")
-    cfg, runs, step, device = _set_up(cfg, reference) if cfg.task == "gan" else _set_up_task(cfg)
+    cfg, runs, step, device = _set_up(cfg, reference) if gan_step else _set_up_task(cfg)
     dtype = autocast_dtype(cfg.precision, device)
     results, notes = {name: Result(name, [], cfg.batch_size) for name in runs}, []
     first_step = None
@@ -277,6 +280,23 @@ def describe_device(device: torch.device) -> str:
     return f"{name}, {torch.get_num_threads()} threads"
 
 
+def bench_to(cfg: Config, timed_steps: int = 20, rounds: int = 3, warmup: int = 5, reference: bool = False,
+             json_path: Path | None = None, force: bool = False, progress=print) -> str:
+    """bench(), as `gankit bench` runs it: the JSON file, when asked for, is claimed before the timing (an existing
+    one is refused unless `force`) and written after it. Returns the report (markdown)."""
+    if json_path is not None:
+        json_path = Path(json_path)
+        outputs.check_new("bench", json_path, force=force)
+        outputs.writable("bench", outputs.out_folder("bench", json_path.parent))
+    out = bench(cfg, timed_steps, rounds, warmup, reference, progress=progress)
+    if json_path is not None:
+        record = {**out, "config": out["config"].to_dict(),
+                  "results": {k: {"sec_per_step": r.sec_per_step, "img_per_sec": r.img_per_sec, "flops": r.flops,
+                                  "peak_memory": r.memory} for k, r in out["results"].items()}}
+        outputs.write_atomic(json_path, lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
+    return report(out)
+
+
 def report(out: dict) -> str:
     """The results as a markdown table, ratios against the fp32 reference and, under bf16, the bf16 one."""
     res = out["results"]
@@ -287,7 +307,8 @@ def report(out: dict) -> str:
            f"{cfg.reuse_fake}, compile {cfg.compile}")
     task = (f"task {cfg.task}'s own step, {cfg.img_size}px, widths {cfg.g_width}/{cfg.d_width}, batch "
             f"{cfg.batch_size} · precision {out['precision']}")
-    lines = [f"device: {out['device']} · {gan if cfg.task == 'gan' else task} · {out['rounds']} rounds of "
+    own = gan if registry.TASKS[cfg.task].bench_reference else task
+    lines = [f"device: {out['device']} · {own} · {out['rounds']} rounds of "
              f"{out['timed_steps']} steps",
              "measured peak (a 4x4 convolution): " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in out["peak_flops"].items()),
              "", "| loop | img/s | ms/step | GFLOP/step | GFLOP/s | share of peak | peak memory | ratio |",

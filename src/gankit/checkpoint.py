@@ -25,6 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from gankit import outputs, registry
+# sha256_file lives with the file writes (outputs.py); it stays importable from here for the modules that read it here
+from gankit.outputs import sha256_file  # noqa: F401
 from gankit.config import ema_initial_share
 from gankit.errors import UserError
 from gankit.models import discriminator_from_spec, generator_from_spec
@@ -35,11 +38,6 @@ log = logging.getLogger("gankit")
 FORMAT = 3  # 1: written by train.py itself; 2: TrainState.capture; 3: with a checksum and the rollback state
 _STEP_FILE = re.compile(r"step-(\d+)\.pt$")
 
-
-def sha256_file(path: Path) -> str:
-    """The SHA-256 of a file's bytes, read in blocks: what exported and shipped weights are checked against."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 def to_cpu(obj):
     """A copy of a nest of dicts, lists and tensors with every tensor cloned to the CPU: a snapshot that training
@@ -176,11 +174,13 @@ class Saved:
         """Whether the run kept an averaged G."""
         return self.state.get("G_ema") is not None
 
-    def require(self, task: str, command: str, hint: str = "") -> "Saved":
-        """This checkpoint, or the one-line error that a command for runs of `task` was given a run of another."""
-        if self.task != task:
+    def require(self, command: str, hint: str = "") -> "Saved":
+        """This checkpoint, or the one-line error that `command` (a task's `use` in the registry) was given a run of a
+        task it does not serve."""
+        task = registry.task(self.task)
+        if task is None or task.use != command:
             raise UserError(f"{command}: {self.path} is from a run of task {self.task}; {command} needs a run of task "
-                            f"{task}{hint}")
+                            f"{registry.tasks_with(use=command)}{hint}")
         return self
 
     def generator(self, ema: bool = True) -> nn.Module:
@@ -316,18 +316,15 @@ def checksum(obj) -> str:
 
 
 def save(state: dict, path: Path) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, then rename over `path`.
-
-    os.replace is atomic on POSIX and Windows, so a crash leaves either the old file or the new one, never half.
-    """
+    """Write `state` with its checksum through outputs.write_atomic: a crash leaves the old file or the new one."""
     path = Path(path)
     bad = nonfinite_parts(state)
     if bad:  # the loop's guard comes first; this is the last line of defence for any caller
         raise UserError(f"checkpoint: not writing {path}: {bad[0]} holds NaN or infinity")
-    tmp = path.with_name(f".{path.name}.tmp")
     state = {k: v for k, v in state.items() if k != "checksum"}
     state["checksum"] = checksum(state)
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             try:
                 torch.save(state, f)
@@ -335,12 +332,7 @@ def save(state: dict, path: Path) -> None:
                 if isinstance(e.__context__, OSError):
                     raise e.__context__ from None
                 raise
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    outputs.write_atomic(path, write)
 
 
 def save_step(state: dict, folder: Path, step: int) -> Path:

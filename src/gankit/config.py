@@ -3,8 +3,9 @@
 Every field is also a `gankit train --field value` flag, so a config file, a preset and the command line speak the
 same names. `load()` merges defaults < preset or file < flags; `checked()` is the one way in for every entry (a file,
 the command line, the Python API's fields, a Config built by hand): each value is coerced to its field's type
-(`coerce`), then `validate()` raises a ConfigError naming the first bad field in Python's terms (the field's name,
-which is also the flag's); after that the config is frozen and saved as `config.yaml` in the run folder.
+(`coerce`, by gankit.values), then `validate()` (gankit.validation) raises a ConfigError naming the first bad field in
+Python's terms (the field's name, which is also the flag's); after that the config is frozen and saved as
+`config.yaml` in the run folder.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import os
-import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,7 +20,11 @@ from typing import Any, Mapping
 import yaml
 
 from gankit import registry
-from gankit.errors import ConfigError, UserError
+from gankit.errors import QUOTE_CHARS, ConfigError, UserError, clip, quote  # noqa: F401
+# the checks and the argument readers live beside this module; their names stay importable from here
+from gankit.validation import (BACKGROUNDS, FIELD_MAX, FRAMES_MAX, KEEP_BEST, SEED_LIMIT,  # noqa: F401
+                               VARIETY_MAX, check)
+from gankit.values import argument, check_types, device_argument, path_argument, to_type  # noqa: F401
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -38,8 +41,6 @@ DATASETS = registry.names(registry.DATASETS, prefix=False)  # plus the prefixes 
 POINT_DATASETS = registry.names(registry.DATASETS, points=True)
 FILE_DATA = registry.names(registry.DATASETS, files=True)  # data read from files: resize and stream apply
 DIFFAUG_OPS = tuple(registry.DIFFAUG_OPS)
-_DATA_USAGE = registry.either([d.usage() for d in registry.DATASETS.values()])  # "digits, ..., folder:PATH or ..."
-_FILE_USAGE = registry.either([registry.DATASETS[p].usage() for p in FILE_DATA])
 
 
 def _listing(table, sep: str = ", ") -> str:
@@ -217,17 +218,6 @@ FIELDS = {f.name: f for f in fields(Config)}
 RESUMABLE_FIELDS = ("steps", "log_every", "sample_every", "ckpt_every", "eval_every", "eval_metrics", "eval_n",
                     "device", "precision", "compile", "channels_last", "g_lr", "d_lr", "max_rollbacks",
                     "rollback_lr_factor", "collapse_steps", "stream", "memory_budget_gb", "data_workers", "keep_best")
-SEED_LIMIT = 2**32  # NumPy's seeds are 32-bit
-FRAMES_MAX = 1000  # frames, context and horizon of task predict
-VARIETY_MAX = 64  # futures per context of predict's variety loss: each one is a G forward of the whole batch
-_INT_EXACT = 2**53  # above this a float no longer holds every integer: 1e23 is not the integer the user typed
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
-FIELD_MAX = {"z_dim": 1 << 14, "g_width": 1 << 13, "d_width": 1 << 13, "g_layers": 64, "d_layers": 64,
-        "batch_size": 1 << 20, "d_steps": 1000, "g_steps": 1000, "vbn_ref_size": 1 << 16, "c_dim": 1 << 16,
-        "c_embed_dim": 1 << 14, "mbdisc": 1 << 12, "pack": 64, "grid_n": 4096, "eval_n": 10**7, "n_points": 10**8,
-        "steps": 10**12, "img_size": 4096, "sample_rate": 192_000, "audio_length": 1 << 22}
-BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0), "gray": (128, 128, 128)}
 
 
 def background_rgb(name: str) -> tuple[int, int, int]:
@@ -239,18 +229,7 @@ def background_rgb(name: str) -> tuple[int, int, int]:
 LEGACY_FIELDS = {"amp": lambda v: {"precision": "bf16" if str(v).lower() in ("1", "true", "yes", "on") else "fp32"}}
 
 
-QUOTE_CHARS = 60  # an error quotes at most this much of a value: a line, not the megabytes a file may hold
 CONFIG_FILE_BYTES = 1 << 20  # a config file holds a few dozen fields: a few kB
-
-
-def clip(text: str) -> str:
-    """text for an error line, cut to QUOTE_CHARS characters."""
-    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "..."
-
-
-def quote(value: Any) -> str:
-    """repr(value) for an error line, cut to QUOTE_CHARS characters."""
-    return clip(repr(value))
 
 
 def _unknown(name: str, where: str) -> ConfigError:
@@ -264,93 +243,6 @@ def coerce(name: str, value: Any) -> Any:
     if name not in FIELDS:
         raise _unknown(str(name), "config")
     return to_type(name, value, type(FIELDS[name].default))
-
-
-def to_type(name: str, value: Any, kind: type) -> Any:
-    """`value` as `kind` (bool, int, float or str), read as a config file or a command line writes it: "100" and
-    100.0 are 100 for an int, 2.5 is refused; NumPy scalars are their Python numbers, a path is its text. The
-    ConfigError names `name` (a field, or a function's own argument)."""
-    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():  # np.int64(5), np.float32(.1)
-        value = value.item()
-    if kind is str and isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if isinstance(value, str) and kind is not str:
-        value = _from_text(name, value, kind)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(name, f"expected a finite number, got {quote(value)}")
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        if abs(value) >= _INT_EXACT:
-            raise ConfigError(name, f"{quote(value)} is too large")
-        return float(value)
-    if kind is int and isinstance(value, float) and value.is_integer():
-        if abs(value) >= _INT_EXACT:
-            raise ConfigError(name, f"{quote(value)} is too large to be an exact integer")
-        return int(value)
-    if value is None and kind is str:
-        return ""
-    if kind is str and isinstance(value, str):
-        _check_text(name, value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(name, f"expected {kind.__name__}, got {quote(value)}")
-    return value
-
-
-def _from_text(name: str, value: str, kind: type) -> Any:
-    """A bool or a number written as text ("true", "2000", "1e-4")."""
-    text = value.strip().lower()
-    if kind is bool:
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(name, f"expected true or false, got {quote(value)}")
-    try:
-        return int(text) if kind is int and re.fullmatch(r"[+-]?\d+", text) else float(text)
-    except ValueError:  # int() and float() accept 1e-4 and 2000; an int field also takes 1e3 but not 2.5
-        raise ConfigError(name, f"expected {kind.__name__}, got {quote(value)}") from None
-
-
-def _check_text(name: str, value: str) -> None:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a path with bytes that are not UTF-8 (Python keeps them as lone surrogates)
-        raise ConfigError(name, f"{quote(value.encode('utf-8', 'replace').decode())} holds bytes that are not "
-                                "UTF-8; rename it (config.yaml and TensorBoard store UTF-8 text)") from None
-    if "\x00" in value:
-        raise ConfigError(name, "holds a NUL character")
-
-
-def argument(name: str, value: Any, kind: type, lo: float | None = None, hi: float | None = None,
-             optional: bool = False) -> Any:
-    """A function's own argument (evaluate's n, inpaint's seed, a Search field) checked as a field is: coerced to
-    `kind` (to_type), then within [lo, hi]; None passes when `optional`. The ConfigError names the argument."""
-    if value is None and optional:
-        return None
-    value = to_type(name, value, kind)
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        show = str if kind is int else (lambda v: f"{v:g}")
-        span = (f"from {show(lo)} to {show(hi)}" if lo is not None and hi is not None
-                else f">= {show(lo)}" if lo is not None else f"<= {show(hi)}")
-        raise ConfigError(name, f"must be {'an integer' if kind is int else 'a number'} {span}, got {quote(value)}")
-    return value
-
-
-def device_argument(name: str, value: Any) -> str:
-    """A device argument (auto, cpu, cuda or cuda:N), as the config's `device` field."""
-    value = to_type(name, value, str)
-    if not _DEVICE.match(value):
-        raise ConfigError(name, f"{quote(value)} is not one of auto, cpu, cuda, cuda:N")
-    return value
-
-
-def path_argument(name: str, value: Any) -> str:
-    """A file or folder argument: a str or os.PathLike, not empty."""
-    if not isinstance(value, (str, os.PathLike)):
-        raise ConfigError(name, f"expected a path (str or pathlib.Path), got {quote(value)}")
-    text = to_type(name, value, str)
-    if not text:
-        raise ConfigError(name, "is empty; give a file or folder")
-    return text
 
 
 def presets() -> list[str]:
@@ -523,6 +415,13 @@ def from_saved(saved: Mapping[str, Any], command: str) -> Config:
         raise UserError(f"{command}: the checkpoint's config is not valid ({e})") from None
 
 
+def validate(cfg: Config) -> None:
+    """Raise a ConfigError naming the first bad field: each field's type (values.check_types), then each value on its
+    own, how the values fit the task, the model and the data set, and the remaining combinations (validation.check)."""
+    check_types(cfg)
+    check(cfg)
+
+
 def checked(values: Config | Mapping[str, Any] | None = None, **changes) -> Config:
     """The one way a Config is made: `values` (a Config, or a mapping of fields) changed by `changes`, each value
     coerced to its field's type (coerce: "100" and 100.0 are 100, 2.5 for an int is refused), then validated. A
@@ -537,215 +436,6 @@ def checked(values: Config | Mapping[str, Any] | None = None, **changes) -> Conf
     cfg = Config(**{str(k): coerce(str(k), v) for k, v in merged.items()})
     validate(cfg)
     return cfg
-
-
-def _check(ok: bool, name: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(name, message)
-
-
-def validate(cfg: Config) -> None:
-    """Raise a ConfigError naming the first bad field: each value on its own first, then how the values fit the task,
-    the model and the data set, then the remaining combinations."""
-    _check_types(cfg)
-    _check_names(cfg)
-    _check_ranges(cfg)
-    _check_task(cfg)
-    _check_model(cfg)
-    _check_combinations(cfg)
-
-
-def _check_types(cfg: Config) -> None:
-    """Every field holds its own type (a Config built by hand may hold anything; checked() converts what can be
-    converted, such as "100" for an int, before it comes here)."""
-    for f in fields(cfg):
-        value = getattr(cfg, f.name)
-        kind = type(f.default)
-        if not (isinstance(value, kind) and (kind is not int or not isinstance(value, bool))) and not (
-                kind is float and isinstance(value, int) and not isinstance(value, bool)):
-            coerce(f.name, value)  # the field's own error when it cannot be converted at all
-            raise ConfigError(f.name, f"expected {kind.__name__}, got {quote(value)} (gankit.config.checked() "
-                                      "converts a value written as text)")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f.name, f"expected a finite number, got {quote(value)}")
-
-
-def _check_names(cfg: Config) -> None:
-    """Every field with choices holds one of them (the registry's names for the kinds it declares), and `data` names
-    a data set."""
-    for f in fields(cfg):
-        choices = f.metadata.get("choices")
-        value = getattr(cfg, f.name)
-        _check(choices is None or value in choices, f.name,
-               f"{quote(value)} is not one of {', '.join(map(str, choices or ()))}")
-    data = registry.dataset(cfg.data)
-    _check(data is not None, "data", f"unknown data set {quote(cfg.data)}; use one of {_DATA_USAGE}")
-    _check(cfg.stream != "on" or data.files, "stream", f"on streams {_FILE_USAGE} data; {cfg.data} is held in memory")
-    _check(cfg.memory_budget_gb > 0, "memory_budget_gb", f"must be > 0, got {quote(cfg.memory_budget_gb)}")
-    _check(cfg.data_workers >= 0, "data_workers", f"must be >= 0, got {quote(cfg.data_workers)}")
-    _check(not (cfg.xflip and data.points), "xflip", "mirrors images, not 2-D points")
-
-
-def _check_ranges(cfg: Config) -> None:
-    """Numbers within their ranges, and the fields with a syntax of their own (background, diffaug, device)."""
-    for name in ("z_dim", "g_width", "d_width", "g_layers", "d_layers", "steps", "batch_size", "d_steps", "g_steps",
-                 "r1_every", "vbn_ref_size", "c_embed_dim", "pack", "grid_n", "eval_n", "n_points", "log_every",
-                 "sample_every"):
-        _check(getattr(cfg, name) >= 1, name, f"must be a positive integer, got {quote(getattr(cfg, name))}")
-    for name, top in FIELD_MAX.items():  # far above any real use; past them a run would only exhaust memory or time
-        _check(getattr(cfg, name) <= top, name, f"must be at most {top}, got {quote(getattr(cfg, name))}")
-    for name in ("c_dim", "mbdisc", "ckpt_every", "eval_every", "inst_noise_steps", "seed", "max_rollbacks",
-                 "collapse_steps", "holdout", "labels_per_class"):
-        _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {quote(getattr(cfg, name))}")
-    _check(cfg.seed < SEED_LIMIT, "seed", f"must be below 2**32 = {SEED_LIMIT}, got {quote(cfg.seed)}")
-    _check(0 < cfg.rollback_lr_factor < 1, "rollback_lr_factor", f"must be in (0, 1), got {cfg.rollback_lr_factor}")
-    _check(cfg.background in BACKGROUNDS or bool(_COLOUR.match(cfg.background)), "background",
-           f"{quote(cfg.background)} is not one of {', '.join(BACKGROUNDS)} or #RRGGBB")
-    for name in ("g_lr", "d_lr"):
-        _check(getattr(cfg, name) > 0, name, f"must be > 0, got {quote(getattr(cfg, name))}")
-    for name in ("beta1", "beta2"):
-        _check(0 <= getattr(cfg, name) < 1, name, f"must be in [0, 1), got {quote(getattr(cfg, name))}")
-    for name in ("gp_weight", "r1_gamma", "r2_gamma", "inst_noise", "slope", "ema_rampup", "unlabeled_weight",
-                 "adv_weight", "ssl_entropy", "ssl_consistency", "l1_weight"):
-        _check(getattr(cfg, name) >= 0, name, f"must be >= 0, got {quote(getattr(cfg, name))}")
-    _check(0 <= cfg.lr_decay_start <= 1, "lr_decay_start", f"must be in [0, 1], got {quote(cfg.lr_decay_start)}")
-    _check(0 < cfg.label_smooth <= 1, "label_smooth", f"real target must be in (0, 1], got {quote(cfg.label_smooth)}")
-    _check(0 <= cfg.ema_decay < 1, "ema_decay", f"must be in [0, 1), got {quote(cfg.ema_decay)}")
-    bad_aug = [op for op in cfg.diffaug.split(",") if op and op not in DIFFAUG_OPS]
-    _check(not bad_aug, "diffaug",
-           f"unknown op {clip(','.join(bad_aug))}; use a comma list of {', '.join(DIFFAUG_OPS)}")
-    _check(bool(_DEVICE.match(cfg.device)), "device", f"{quote(cfg.device)} is not one of auto, cpu, cuda, cuda:N")
-
-
-def _check_task(cfg: Config) -> None:
-    """The fields a task does not offer keep their defaults; a task's own fields fit it (registry.TASKS)."""
-    task = registry.TASKS[cfg.task]
-    _check(cfg.model in task.models, "model",
-           f"task {cfg.task} uses model {registry.either(task.models)}, got {cfg.model}")
-    _check(task.conditional or cfg.cond == "none", "cond", f"task {cfg.task} has no conditional models")
-    _check(task.packing or cfg.pack == 1, "pack", f"task {cfg.task} has no packing")
-    _check(task.eval_metrics or not cfg.eval_metrics, "eval_metrics",
-           f"task {cfg.task} scores itself on the held-out examples (holdout); leave eval_metrics empty")
-    _check(task.points or not cfg.is_points, "data", f"task {cfg.task} works on images, not on 2-D points")
-    _check(not task.needs_holdout or cfg.holdout > 0, "holdout",
-           f"task {cfg.task} scores its classifier on held-out examples: set holdout to how many to keep "
-           "out of training (e.g. 100)")
-    if "ssl_consistency" in task.fields:  # other tasks ignore the field, whatever ema_decay is
-        _check(not cfg.ssl_consistency or cfg.ema_decay > 0, "ssl_consistency",
-               "compares D with its weight average, which needs ema_decay > 0")
-    if task.adversarial_loss:
-        allowed = [name for name, loss in registry.LOSSES.items() if cfg.task in loss.tasks]
-        _check(cfg.loss in allowed, "loss", f"task {cfg.task} uses {registry.either(allowed)}")
-    if "sr_scale" in task.fields:
-        _check(cfg.img_size % cfg.sr_scale == 0 and cfg.img_size // cfg.sr_scale >= 2, "sr_scale",
-               f"img_size {cfg.img_size} must be a multiple of sr_scale {cfg.sr_scale}, with at least 2 "
-               "low-resolution pixels a side")
-    _check_sequences(cfg, task)
-
-
-def _check_sequences(cfg: Config, task: registry.Task) -> None:
-    """Sequence data for the task of sequences and for no other; its frames fit the context and the horizon."""
-    data = registry.dataset(cfg.data)
-    _check(data.sequences == task.sequences, "data",
-           f"task {cfg.task} trains on sequences of frames: use " + registry.either(
-               d.usage() for d in registry.DATASETS.values() if d.sequences) if task.sequences else
-           f"{cfg.data} holds sequences of frames, for task predict; task {cfg.task} needs images")
-    if not task.sequences:
-        return
-    for name in ("frames", "context", "horizon"):
-        _check(1 <= getattr(cfg, name) <= FRAMES_MAX, name, f"must be an integer from 1 to {FRAMES_MAX}, got "
-                                                            f"{quote(getattr(cfg, name))}")
-    _check(cfg.context + cfg.horizon <= cfg.frames, "frames", f"{cfg.frames} frames cannot hold context "
-                                                              f"{cfg.context} + horizon {cfg.horizon}")
-    _check(cfg.l1_weight > 0 or cfg.adv_weight > 0, "l1_weight", "and adv_weight are both 0: G would learn nothing")
-    _check(isinstance(cfg.variety_k, int) and 1 <= cfg.variety_k <= VARIETY_MAX, "variety_k",
-           f"must be an integer from 1 (off) to {VARIETY_MAX} futures per context, got {quote(cfg.variety_k)}")
-    _check(cfg.variety_k == 1 or cfg.l1_weight > 0, "variety_k",
-           "picks the closest future by its L1 term, which l1_weight 0 turns off: set l1_weight > 0 or variety_k 1")
-    _check(math.isfinite(cfg.ms_weight) and cfg.ms_weight >= 0, "ms_weight",
-           f"must be a number >= 0 (0 = off), got {quote(cfg.ms_weight)}")
-    for name in ("g_norm", "d_norm"):
-        _check(getattr(cfg, name) != "virtual_batch", name, f"task {cfg.task} has no virtual batch norm")
-    _check(not cfg.xflip and not cfg.diffaug, "xflip" if cfg.xflip else "diffaug",
-           f"task {cfg.task} does not augment its sequences; leave it off")
-
-
-def _check_model(cfg: Config) -> None:
-    """The model builds the image size and norms asked for, and models the data set (registry.MODELS, DATASETS)."""
-    model, data = registry.MODELS[cfg.model], registry.dataset(cfg.data)
-    if model.sizes:
-        _check(cfg.img_size in model.sizes or (cfg.img_size == 0 and cfg.data.startswith("folder:")), "img_size",
-               f"{cfg.model} supports {', '.join(map(str, model.sizes))}, got {quote(cfg.img_size)}")
-    else:
-        _check(cfg.img_size >= registry.MIN_IMG_SIZE, "img_size",
-               f"must be >= {registry.MIN_IMG_SIZE}, got {quote(cfg.img_size)}")
-    he = registry.either(n for n, m in registry.MODELS.items() if "he" in m.inits)
-    _check(cfg.g_init in model.inits, "g_init", f"{cfg.model} has only its own initialisation (default); he is for "
-                                                f"{he}")
-    conv = [m for m in TASK_MODELS[cfg.task] if registry.MODELS[m].feature_maps]
-    hint = f"use it with {' or '.join(conv)}" if conv else f"task {cfg.task} has no model with feature maps"
-    for name in ("g_norm", "d_norm"):
-        norm = registry.NORMS[getattr(cfg, name)]
-        _check(model.feature_maps or not norm.feature_maps, name, f"{norm.name} norm needs feature maps: {hint}")
-    _check(not data.channels or cfg.channels in (0, data.channels), "channels",
-           f"{cfg.data} has {data.channels} channels of its own: use channels 0 or {data.channels}")
-    if data.points:
-        point_models = registry.names(registry.MODELS, points=True)
-        _check(model.points, "model", f"2-D data set {cfg.data} needs model {' or '.join(point_models)}")
-        _check(not cfg.diffaug, "diffaug", "DiffAugment works on images, not on 2-D points")
-    _check_audio(cfg, model, data)
-
-
-def _check_audio(cfg: Config, model: registry.Model, data: registry.Dataset) -> None:
-    """Audio models on recordings only, and a clip length the model builds."""
-    audio_models = registry.either(n for n, m in registry.MODELS.items() if m.audio)
-    _check(bool(model.audio) or not data.audio, "model", f"{cfg.data} holds recordings: use model {audio_models}")
-    _check(not model.audio or data.audio, "model", f"{cfg.model} models recordings (data fsdd or audio:PATH), not "
-                                                   f"{cfg.data}")
-    _check(cfg.sample_rate >= 1000, "sample_rate", f"must be >= 1000 Hz, got {quote(cfg.sample_rate)}")
-    _check(cfg.audio_length >= 1, "audio_length", f"must be a positive integer, got {quote(cfg.audio_length)}")
-    if not data.audio:
-        return
-    _check(not cfg.diffaug, "diffaug", "DiffAugment works on images, not on recordings")
-    _check(not cfg.xflip, "xflip", "would play recordings backwards; leave it off for audio")
-    if model.audio == "waveform":
-        m = registry.WAVEFORM_MULTIPLE
-        _check(cfg.audio_length % m == 0, "audio_length", f"{cfg.model} makes multiples of {m} samples (e.g. 4096, "
-                                                          f"8192, 16384), got {quote(cfg.audio_length)}")
-    if model.audio == "spectrogram":
-        _check(cfg.audio_length % cfg.img_size == 0 and cfg.audio_length <= cfg.img_size ** 2, "audio_length",
-               f"{cfg.model} cuts a clip into img_size {cfg.img_size} frames that overlap: a multiple of "
-               f"{cfg.img_size} up to {cfg.img_size ** 2}, got {quote(cfg.audio_length)}")
-
-
-def _check_combinations(cfg: Config) -> None:
-    """Packing, labels and the run's folder name."""
-    _check(cfg.batch_size % cfg.pack == 0, "pack", f"batch_size {cfg.batch_size} must be a multiple of {cfg.pack}")
-    _check(cfg.pack == 1 or cfg.cond == "none", "pack", "packing is for unconditional models (cond: none)")
-    _check(cfg.d_norm != "virtual_batch" or cfg.vbn_ref_size % cfg.pack == 0, "vbn_ref_size",
-           f"must be a multiple of pack ({cfg.pack})")
-    _check(cfg.cond != "none" or cfg.c_dim == 0, "c_dim", "a class count needs cond: concat or projection")
-    _check(cfg.c_dim != 1, "c_dim", "a conditional model needs at least 2 classes")
-    _check(cfg.guide == "none" or (cfg.task == "gan" and cfg.d_norm != "virtual_batch"), "guide",
-           "D-guided sampling needs a run of task gan whose D scores single samples (d_norm other than "
-           "virtual_batch)")
-    if cfg.keep_best:
-        metric = KEEP_BEST.get(cfg.keep_best, (None,))[0]
-        _check(metric is not None, "keep_best", f"{quote(cfg.keep_best)} is not a result it can keep; use one of "
-                                                f"{', '.join(KEEP_BEST)}")
-        _check(metric in [m.strip() for m in cfg.eval_metrics.split(",")], "keep_best",
-               f"{cfg.keep_best} comes from metric {metric}: add it to eval_metrics")
-    if cfg.name:
-        _check("/" not in cfg.name and "\\" not in cfg.name and cfg.name not in (".", "..") and len(cfg.name) <= 200,
-               "name", f"{quote(cfg.name)} is not a folder name")
-
-
-# keep_best's results: the metric of eval_metrics that gives each, and whether a lower value is better
-KEEP_BEST = {"fid": ("fid", True), "kid": ("kid", True), "precision": ("pr", False), "recall": ("pr", False),
-             "density": ("dc", False), "coverage": ("dc", False), "recognisable": ("recognisable", False),
-             "class_kl": ("recognisable", True), "class_acc": ("class_acc", False), "is": ("is", False),
-             "cas": ("cas", False), "modes": ("modes", False), "hq_pct": ("modes", False),
-             "reverse_kl": ("modes", True)}
 
 
 def dump(cfg: Config) -> str:

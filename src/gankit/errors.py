@@ -1,5 +1,21 @@
 """Errors a user can fix. The CLI prints them as one line and exits with code 2."""
 
+from __future__ import annotations
+
+from typing import Any
+
+QUOTE_CHARS = 60  # an error quotes at most this much of a value: a line, not the megabytes a file may hold
+
+
+def clip(text: str) -> str:
+    """text for an error line, cut to QUOTE_CHARS characters."""
+    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "..."
+
+
+def quote(value: Any) -> str:
+    """repr(value) for an error line, cut to QUOTE_CHARS characters."""
+    return clip(repr(value))
+
 
 class UserError(Exception):
     """Something the user asked for cannot be done (missing folder, unknown name, unreadable file)."""

@@ -22,16 +22,16 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
 import torch
 from safetensors.torch import save
 
-from gankit import __version__, outputs, registry
-from gankit.checkpoint import sha256_file
+from gankit import outputs, registry
 from gankit.errors import UserError
+from gankit.outputs import sha256_file
+from gankit.version import __version__
 # Reading an export back is sample.py's (sampling must not need the writer); load_generator stays importable here.
 from gankit.sample import EXPORT_META, EXPORT_WEIGHTS, load_generator, load_sampler  # noqa: F401
 
@@ -194,7 +194,5 @@ def export(source: str | Path, out: str | Path, step: int | None = None, onnx: b
         meta["onnx"] = {}
         outputs.write_atomic(out / EXPORT_ONNX, lambda tmp: meta["onnx"].update(
             export_onnx(G, tmp, "points" if meta["is_points"] else "images")))
-    tmp = out / f".{EXPORT_META}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, out / EXPORT_META)
+    outputs.write_atomic(out / EXPORT_META, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
     return meta

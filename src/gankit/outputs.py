@@ -9,6 +9,7 @@ old file or none, never half of one, and nothing a half-written output could blo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from pathlib import Path
@@ -50,16 +51,27 @@ def writable(command: str, folder: Path) -> None:
 
 
 def write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
-    """`write(tmp)` writes the whole file at a temporary name in the same folder, then it is renamed to `path`."""
+    """`write(tmp)` writes the whole file at a temporary name in the same folder; it is flushed to disk, then renamed
+    to `path`. The one way gankit writes a file: os.replace is atomic on POSIX and Windows, and the fsync before it
+    makes sure that after a power cut the name points at the whole new file or the old one, never at half."""
     path = Path(path)
+    # the suffix stays last: PIL and numpy pick the format from it
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
         write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks: what exported and shipped weights are checked against."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _existing_ancestor(p: Path) -> Path | None:

@@ -9,10 +9,13 @@ Plain data only: config.py reads this without importing torch, so that `gankit -
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping, TypeVar
 
 MIN_IMG_SIZE = 4  # the smallest image any model builds
+# the devices a run or a command may name: auto, cpu, cuda or cuda:N (config field `device`, --device)
+DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 # the sizes models/r3gan.py builds: s0 * 2^k, s0 from 4 to 7 (its first feature map), k >= 1, up to 128 px
 R3GAN_SIZES = tuple(sorted({s0 * 2**k for s0 in range(4, 8) for k in range(1, 6) if s0 * 2**k <= 128}))
 WAVEFORM_MULTIPLE = 4**5  # a waveform model's G upsamples 4x five times (WaveGAN), from audio_length / 1024 samples
@@ -33,19 +36,30 @@ class Task:
     adversarial_loss: bool = True    # the `loss` field applies (ssl's D is a classifier with its own loss)
     fields: tuple[str, ...] = ()     # config fields only this task reads (their checks apply to it alone)
     sequences: bool = False          # trains on sequences of frames (Dataset.sequences), and only on them
+    # what a trained run of the task offers: the CLI, the explorer, bench and sampling ask these, never the name
+    samples: bool = True             # G draws samples from z alone: the explorer's grid, sliders and arithmetic
+    guided: bool = False             # D scores single samples as real or fake: D-guided sampling (`guide`) applies
+    named_by_model: bool = False     # runs are named and listed by their model (dcgan-mnist), else by task (ssl-mnist)
+    bench_reference: bool = False    # bench times gankit's GAN step, and --reference pytorch/examples' DCGAN beside it
+    use: str = ""                    # the command that puts a trained run to the task's own use (checkpoint.require)
+    tools: tuple[str, ...] = ()      # the explorer's tools for that use, beside sampling
 
 
 TASKS = {t.name: t for t in (
     Task("gan", "G against D", ("dcgan", "r3gan", "mlp", "wavegan", "specgan"), conditional=True, eval_metrics=True,
-         points=True, packing=True, processes=True),
+         points=True, packing=True, processes=True,
+         guided=True, named_by_model=True, bench_reference=True, use="inpaint", tools=("inpaint",)),
     Task("ssl", "D as a (K+1)-way classifier learning from few labels (Salimans et al. 2016)", ("mlp",),
          needs_holdout=True, adversarial_loss=False,
-         fields=("labels_per_class", "unlabeled_weight", "ssl_entropy", "ssl_consistency")),
+         fields=("labels_per_class", "unlabeled_weight", "ssl_entropy", "ssl_consistency"),
+         use="classify", tools=("classify",)),
     Task("sr", "G upscales low-resolution images (SRGAN, Ledig et al. 2017)", ("srresnet",),
-         fields=("sr_scale", "adv_weight")),
+         fields=("sr_scale", "adv_weight"),
+         samples=False, use="upscale", tools=("upscale",)),
     Task("predict", "G predicts the next frames of a sequence from the past ones and z, several futures (SAVP, Lee "
          "et al. 2018)", ("unet",), needs_holdout=True, sequences=True,
-         fields=("digits", "frames", "context", "horizon", "l1_weight", "adv_weight", "variety_k", "ms_weight")),
+         fields=("digits", "frames", "context", "horizon", "l1_weight", "adv_weight", "variety_k", "ms_weight"),
+         samples=False, use="predict", tools=("futures",)),
 )}
 
 
@@ -235,6 +249,16 @@ def entry(table: Mapping[str, _Entry], kind: str, name: str) -> _Entry:
 def is_critic(loss: str) -> bool:
     """Whether D under this loss is a critic (unbounded scores: gradient penalty, no collapse alarm, D eager)."""
     return entry(LOSSES, "loss", loss).critic
+
+
+def task(name: str) -> Task | None:
+    """The entry of a run's `task` (None for a name this version does not know: a run of a later version)."""
+    return TASKS.get(name)
+
+
+def tasks_with(**properties) -> str:
+    """The tasks whose entries have these properties, as a message lists them: 'gan', 'gan or ssl'."""
+    return either(names(TASKS, **properties))
 
 
 def is_relativistic(loss: str) -> bool:

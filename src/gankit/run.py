@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from gankit import checkpoint, config as config_mod, distributed, viz
+from gankit import checkpoint, config as config_mod, distributed, registry, viz
 from gankit.config import RESUMABLE_FIELDS, Config
 from gankit.errors import ConfigError, UserError
 from gankit.models.base import eval_mode
@@ -47,7 +47,7 @@ RUN_FILES = START_FILES | {"report.html", "results.json", "results.md", "sheet.p
 def default_name(cfg: Config) -> str:
     data = Path(cfg.data[len("folder:"):]).name if cfg.data.startswith("folder:") else cfg.data
     data = re.sub(r"[^\w.+-]+", "_", data).strip("._") or "folder"  # a folder's name may hold anything
-    kind = cfg.model if cfg.task == "gan" else cfg.task  # the applications' runs: ssl-mnist, sr-mnist
+    kind = cfg.model if registry.TASKS[cfg.task].named_by_model else cfg.task  # the other tasks': ssl-mnist
     cond = cfg.cond not in ("none", "auto")  # auto: undecided until the data is read (setup.resolve)
     return f"{kind}-{'cond-' if cond else ''}{data}"
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from gankit import registry
 from gankit.config import KEEP_BEST
 from gankit.errors import UserError
 from gankit.records import latest_evaluation, read_rows
@@ -81,7 +82,8 @@ def read_run(folder: Path) -> RunRow:
         cfg = {}
     if isinstance(cfg, dict):
         row.data, row.model = str(cfg.get("data", "")), str(cfg.get("model", ""))
-        if cfg.get("task", "gan") != "gan":
+        task = registry.task(cfg.get("task", "gan"))
+        if task is None or not task.named_by_model:
             row.model = f"{cfg.get('task')}/{row.model}"
         row.steps = cfg.get("steps") if isinstance(cfg.get("steps"), int) else None
     rows = read_rows(folder / "metrics.jsonl")[0] if (folder / "metrics.jsonl").is_file() else []

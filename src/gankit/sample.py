@@ -148,7 +148,8 @@ def _from_checkpoint(saved: checkpoint.Saved, device, weights: str) -> Sampler:
     if cfg.get("prior") not in registry.PRIORS or "data" not in cfg:
         raise UserError(f"checkpoint: {saved.path} holds a config without a valid prior or data set")
     # D-guided sampling scores single samples; a D with virtual batch norm needs its reference batch beside them
-    why_not = ("the run's task is not gan" if saved.task != "gan" else
+    task = registry.task(saved.task)
+    why_not = (f"the run's task is not {registry.tasks_with(guided=True)}" if task is None or not task.guided else
                "its D normalises by a reference batch (d_norm virtual_batch)" if cfg.get("d_norm") == "virtual_batch"
                else "the checkpoint holds no D" if "D" not in saved.state else None)
     D = None

@@ -143,13 +143,19 @@ def metric_names(csv: str) -> list[str]:
     return [s.strip() for s in csv.split(",") if s.strip()]
 
 
+def averaged_copy(net: torch.nn.Module, decay: float) -> torch.nn.Module | None:
+    """The averaged copy of `net` that training keeps (step.ema_update moves it), frozen and in eval mode; None when
+    `decay` is 0 (no average kept)."""
+    return copy.deepcopy(net).eval().requires_grad_(False) if decay else None
+
+
 def build_models(cfg: Config, data: datasets.Dataset, device: torch.device):
     """G, D and the averaged G (None without ema_decay) on the device, in NHWC layout when asked."""
     G, D = models.build(cfg, data.shape)
     G.to(device), D.to(device)
     if cfg.channels_last and registry.MODELS[cfg.model].feature_maps:
         G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay else None
+    G_ema = averaged_copy(G, cfg.ema_decay)
     return G, D, G_ema
 
 
@@ -173,6 +179,9 @@ def preview_data(cfg: Config, out: Path, force: bool = False) -> str:
     and converted), and its first grid_n images as the model is shown them written to `out` (a scatter plot of
     2-D points), without training. Returns a line that sums it up."""
     out = Path(out)
+    if registry.dataset(cfg.data).sequences:
+        raise UserError(f"data: {cfg.data} holds sequences of frames, which `gankit data` does not draw; a run of "
+                        "task predict draws them in its samples/ folder")
     if out.suffix.lower() != ".png":
         raise UserError(f"data: --out must be a FILE.png, got {out}")
     outputs.check_new("data", out, force=force)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gankit import outputs
 from gankit.data.folder import check, list_files
 from gankit.data.stream import ImageSource, hold_or_stream
 from gankit.errors import UserError
@@ -308,5 +309,5 @@ def write_shards(folder: str | Path, out: str | Path, per_shard: int = 1000) -> 
                 sample["cls"] = str(labels[i])
             sink.write(sample)
     if classes:
-        (out / CLASSES_FILE).write_text("\n".join(classes) + "\n")
+        outputs.write_atomic(out / CLASSES_FILE, lambda tmp: tmp.write_text("\n".join(classes) + "\n"))
     return sorted(out.glob("shard-*.tar"))

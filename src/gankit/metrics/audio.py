@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from gankit.checkpoint import sha256_file
+from gankit.outputs import sha256_file
 from gankit.data.audio import fit_length, resample
 from gankit.errors import UserError
 from gankit.metrics import EvalContext, classifier as clf, register

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gankit.checkpoint import sha256_file
+from gankit import outputs
+from gankit.outputs import sha256_file
 # The data's one fixed split belongs to the data package; SPLIT_SEED stays importable from here because the shipped
 # weights' records name it (benchmarks/ship_classifiers.py).
 from gankit.data.dataset import SPLIT_SEED, split_indices  # noqa: F401
@@ -241,7 +242,5 @@ def _cached_classifier(data, device="cpu") -> Classifier:
              "num_classes": model.num_classes, "feat_dim": model.feat_dim, "width": model.width, "accuracy": acc,
              "n_train": len(train_idx), "n_held_out": len(held_idx), "train_seconds": seconds, "recipe": RECIPE}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the whole new one
+    outputs.write_atomic(path, lambda tmp: torch.save(state, tmp))  # a concurrent reader sees the old or the new
     return Classifier(model, acc, len(train_idx), len(held_idx), seconds, path)

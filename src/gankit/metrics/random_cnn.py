@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from gankit.checkpoint import sha256_file
+from gankit.outputs import sha256_file
 from gankit.errors import UserError
 
 NAME = "random-cnn-v1"        # the shipped file's stem: a new architecture or seed is a new version

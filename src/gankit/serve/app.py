@@ -1,5 +1,5 @@
 """`gankit serve`'s web application (Starlette): the pages, and a JSON API that calls the same functions as the
-command line (gankit.sample, gankit.explore, gankit.apps, gankit.report) and holds no model logic of its own.
+command line (gankit.sample, gankit.explore, the tasks' uses, gankit.report) and holds no model logic of its own.
 
     GET  /                         the served runs          GET  /compare        their evaluations side by side
     GET  /runs/ID                  a run's explorer         GET  /runs/ID/progress  its curves, evaluation, grids
@@ -36,7 +36,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gankit import audio, explore, report, viz
-from gankit.apps import classify, inpaint, upscale
+from gankit.tasks.ssl import classify
+from gankit.tasks.gan import inpaint
+from gankit.tasks.sr import upscale
 from gankit.config import SEED_LIMIT, argument
 from gankit.errors import UserError
 from gankit.models.sr import upscale_bicubic
@@ -152,11 +154,11 @@ def info(run: Run, body: dict) -> dict:
                    shape=list(sampler.decode(sampler.z(1), sampler.labels(1, 0 if sampler.c_dim else None)).shape[1:]))
         if run.makes == "audio":
             out.update(sample_rate=int(sampler.G.sample_rate), audio_length=int(sampler.G.audio_length), guides=[])
-    if run.task == "sr":
+    if "upscale" in run.apps():
         G = run.upscaler()
         out.update(scale=run.config.get("sr_scale"), low_res=run.config["img_size"] // run.config["sr_scale"],
                    channels=inpaint.model_channels(G))
-    if run.task == "ssl":
+    if "classify" in run.apps():
         out.update(classes=run.classifier().num_classes)
     return out
 
@@ -265,7 +267,7 @@ def _mask(value, shape) -> torch.Tensor:
 
 
 def fill(run: Run, body: dict) -> dict:
-    """Inpaint a drawn hole of an upload or of a kept sample, with `gankit inpaint`'s search (apps/inpaint.py)."""
+    """Inpaint a drawn hole of an upload or of a kept sample, with `gankit inpaint`'s search (tasks/gan/inpaint.py)."""
     G, D = run.inpainter()
     prior = run.config.get("prior", "normal")
     shape = (inpaint.model_channels(G), G.img_size, G.img_size)
@@ -287,7 +289,7 @@ def fill(run: Run, body: dict) -> dict:
 
 
 def enlarge(run: Run, body: dict) -> dict:
-    """An upload at the run's low resolution, upscaled by its G (apps/upscale.py) beside bicubic."""
+    """An upload at the run's low resolution, upscaled by its G (tasks/sr/upscale.py) beside bicubic."""
     G = run.upscaler()
     scale, size = run.config["sr_scale"], run.config["img_size"] // run.config["sr_scale"]
     x = images.read_upload(images.from_base64(body.get("image")), inpaint.model_channels(G), size)
@@ -296,7 +298,7 @@ def enlarge(run: Run, body: dict) -> dict:
 
 
 def label_upload(run: Run, body: dict) -> dict:
-    """The class probabilities an ssl run's classifier gives an upload (apps/classify.py)."""
+    """The class probabilities an ssl run's classifier gives an upload (tasks/ssl/classify.py)."""
     model = run.classifier()
     x = images.read_upload(images.from_base64(body.get("image")), inpaint.model_channels(model),
                            run.config["img_size"])

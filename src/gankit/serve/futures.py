@@ -1,6 +1,6 @@
 """The futures page of a predict run (task predict): K futures of one sequence, a held-out one of the run or one of
-an uploaded FILE.npz, drawn and pictured by `gankit predict`'s own functions (gankit.apps.predict: sample_futures,
-sequence_frames, the GIF writer, and read_context's checks for an upload).
+an uploaded FILE.npz, drawn and pictured by `gankit predict`'s own functions (gankit.tasks.predict.futures:
+sample_futures, sequence_frames, the GIF writer, and read_context's checks for an upload).
 
 An upload is base64 text in the JSON body: a .npz file of at most MAX_NPZ_BYTES whose arrays hold at most
 MAX_FRAMES_BYTES once decompressed (read from the zip's directory before anything is decompressed), loaded with
@@ -16,7 +16,7 @@ import zipfile
 
 import torch
 
-from gankit.apps import predict
+from gankit.tasks.predict import futures as predict
 from gankit.config import SEED_LIMIT, argument
 from gankit.errors import UserError
 from gankit.serve.runs import Run

@@ -3,10 +3,10 @@
 A Run is one folder given on the command line (a run folder, or an exported generator), resolved once: a request
 names a run by its id and a file by what the page asks for (a step), and every file is checked to lie inside the
 folder, symlinks resolved (`inside`). The models come from the same functions as the command line's:
-gankit.sample.load_sampler, gankit.apps.inpaint.load_models, gankit.apps.upscale.load_upscaler,
-gankit.apps.classify.load_classifier and gankit.apps.predict.load_predictor (with the held-out sequences `gankit
-predict --context heldout` reads, and a 2-D run's real points from gankit.setup.load_data); a model is reloaded when
-the run writes a newer checkpoint.
+gankit.sample.load_sampler, gankit.tasks.gan.inpaint.load_models, gankit.tasks.sr.upscale.load_upscaler,
+gankit.tasks.ssl.classify.load_classifier and gankit.tasks.predict.futures.load_predictor (with the held-out
+sequences `gankit predict --context heldout` reads, and a 2-D run's real points from gankit.setup.load_data); a
+model is reloaded when the run writes a newer checkpoint.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ import torch
 import yaml
 
 from gankit import checkpoint, config as config_mod, explore, registry, setup
-from gankit.apps import classify, inpaint, predict, upscale
+from gankit.tasks.ssl import classify
+from gankit.tasks.gan import inpaint
+from gankit.tasks.predict import futures as predict
+from gankit.tasks.sr import upscale
 from gankit.config import POINT_DATASETS, Config
 from gankit.data.moving import SequenceSet, sequence_parts
 from gankit.errors import UserError
@@ -39,6 +42,10 @@ DIRECTION_DRAWS = 2000    # draws of z their PCA is taken over
 # the interactive inpainting search: a smaller bank and fewer steps than `gankit inpaint`'s, for an answer in about
 # a second on one CPU core
 INPAINT_SEARCH = inpaint.Search(candidates=512, restarts=2, steps=60, batch_size=1, precision="fp32")
+
+
+# the tools that need the run's D, which an export does not hold
+NEEDS_D = {"inpaint"}
 
 
 def inside(root: Path, *parts: str) -> Path | None:
@@ -73,25 +80,25 @@ class Run:
         """What G makes: "images", "audio" (recordings: wavegan, specgan), "points" (2-D) or "futures" (frame
         sequences of task predict); "none" for a task without a generator the pages can use."""
         model = registry.MODELS.get(self.config.get("model", "dcgan"))
-        if self.task == "predict":
-            return "futures"
-        if self.task not in ("gan", "ssl", "sr"):
+        task = registry.task(self.task)
+        if task is None:
             return "none"
+        if task.sequences:
+            return "futures"
         return "audio" if model is not None and model.audio else "points" if self.points else "images"
 
     def apps(self) -> list[str]:
-        """The pages' tools that this run has. Recordings are explored as images are (the grid, sliders, paths),
-        heard and seen as spectrograms, without the arithmetic; 2-D points get a scatter plot of samples."""
-        if self.task == "sr":
-            return ["upscale"]
+        """The pages' tools that this run has (its task's registry row says which). Recordings are explored as images
+        are (the grid, sliders, paths), heard and seen as spectrograms, without the arithmetic; 2-D points get a
+        scatter plot of samples; a task whose G does not sample from z alone has its own tools only."""
+        task = registry.task(self.task)
+        if task is None:
+            return []
+        if not task.samples:
+            return list(task.tools)
         if self.makes != "images":
-            return {"futures": ["futures"], "audio": ["explore"], "points": ["scatter"]}.get(self.makes, [])
-        tools = ["explore", "arithmetic"]
-        if self.task == "gan" and self.kind == "run":
-            tools.append("inpaint")
-        if self.task == "ssl":
-            tools.append("classify")
-        return tools
+            return {"audio": ["explore"], "points": ["scatter"]}.get(self.makes, [])
+        return ["explore", "arithmetic"] + [t for t in task.tools if self.kind == "run" or t not in NEEDS_D]
 
     def _stamp(self):
         """What changes when the run saves a checkpoint (or the export is rewritten)."""

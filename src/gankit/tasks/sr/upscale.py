@@ -1,4 +1,4 @@
-"""Super-resolution in use: upscale images with the G of an sr run (task sr, gankit/tasks/sr.py), and score
+"""Super-resolution in use: upscale images with the G of an sr run (task sr, gankit/tasks/sr/trainer.py), and score
 upscaled images against their originals beside bicubic (PSNR, SSIM, class accuracy, FID in the data set
 classifier's features).
 
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit import checkpoint, config as config_mod, data as datasets, outputs, viz
-from gankit.apps.common import check_new_folder, model_channels, read_images, run_arguments, save_npz, staged_folder
+from gankit.tasks.use import check_new_folder, model_channels, read_images, run_arguments, save_npz, staged_folder
 from gankit.config import path_argument, quote
 from gankit.errors import ConfigError, UserError
 from gankit.models.base import eval_mode
@@ -112,7 +112,7 @@ def load_upscaler(source: str | Path, device: str = "cpu", step: int | None = No
 
 
 def _read(source: str | Path, step: int | None) -> checkpoint.Saved:
-    return checkpoint.read(source, step).require("sr", "upscale", " (trained with --config mnist-sr or --task sr)")
+    return checkpoint.read(source, step).require("upscale", " (trained with --config mnist-sr or --task sr)")
 
 
 def upscale_images(source: str | Path, images: str, out: str | Path, from_high_res: bool = False,

@@ -1,6 +1,6 @@
-"""The classifier of a semi-supervised run (task ssl, gankit/tasks/ssl.py) in use: labels for new images.
+"""The classifier of a semi-supervised run (task ssl, gankit/tasks/ssl/trainer.py) in use: labels for new images.
 
-    clf = gankit.apps.classify.load_classifier("runs/ssl-mnist"); labels = clf(x).argmax(1)   # x (N, 1, 28, 28)
+    clf = gankit.tasks.ssl.classify.load_classifier("runs/ssl-mnist"); labels = clf(x).argmax(1)   # x (N, 1, 28, 28)
     gankit classify runs/ssl-mnist --images FILE.npz|DIR|heldout [--out labels.csv]
 """
 
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from gankit import checkpoint, config as config_mod, outputs
-from gankit.apps.common import model_channels, read_images, run_arguments, write_new_file
+from gankit.tasks.use import model_channels, read_images, run_arguments, write_new_file
 from gankit.config import path_argument
 from gankit.errors import UserError
 from gankit.models.base import eval_mode
@@ -32,7 +32,7 @@ def error(D: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def _read(source: str | Path, step: int | None) -> checkpoint.Saved:
-    return checkpoint.read(source, step).require("ssl", "classify", " (trained with --config mnist-ssl or --task ssl)")
+    return checkpoint.read(source, step).require("classify", " (trained with --config mnist-ssl or --task ssl)")
 
 
 def load_classifier(source: str | Path, device: str = "cpu", step: int | None = None, ema: bool = True) -> nn.Module:

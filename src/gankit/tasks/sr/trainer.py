@@ -10,12 +10,11 @@ The run's held-out images (holdout) are scored at the end: PSNR, SSIM, class acc
 the data set's classifier, beside bicubic upscaling (results.json, results.md).
 
     gankit train --config mnist-sr --data_dir DIR
-    gankit upscale runs/sr-mnist --images heldout --out up/        # in use: gankit/apps/upscale.py
+    gankit upscale runs/sr-mnist --images heldout --out up/        # in use: gankit/tasks/sr/upscale.py
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from pathlib import Path
@@ -25,18 +24,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit import distributed, losses
-from gankit.apps.upscale import comparison_sheet, psnr, table, upscale, write_results
-from gankit.checkpoint import LATEST, TrainState
+from gankit.tasks.sr.upscale import comparison_sheet, psnr, table, upscale, write_results
+from gankit.checkpoint import LATEST
 from gankit.config import Config
 from gankit.data.stream import Batches
 from gankit.errors import ConfigError
 from gankit.metrics import classifier as clf
-from gankit.models import sr as sr_models
 from gankit.models.sr import downscale, upscale_bicubic
 from gankit.session import Trainer
-from gankit.setup import check_batch_size, load_parts, seed_everything
-from gankit.step import Step, Tally, ema_decay, ema_update, make_optimizers
-from gankit.tasks.common import single_device
+from gankit.setup import check_batch_size, load_parts
+from gankit.step import Step, Tally, ema_decay, ema_update
+from gankit.tasks.common import single_device, train_state
 
 
 class SRTally(Tally):
@@ -97,13 +95,9 @@ class SRTrainer(Trainer):
         self.cfg = cfg = dataclasses.replace(cfg, channels=data.shape[0])
         self.data = data.to(device)
         self.x_lr_all = downscale(data.batch(), cfg.sr_scale)                   # (N, C, h, w), made once
-        seed_everything(cfg.seed)
-        G = sr_models.Generator(cfg.sr_scale, cfg.channels, cfg.g_width, cfg.g_layers).to(device)
-        D = sr_models.Discriminator(cfg.channels, cfg.d_width).to(device)
-        G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay else None
-        opt_g, opt_d = make_optimizers(cfg, G, D)
-        self.state = TrainState(G, D, G_ema, opt_g, opt_d, cfg.to_dict(), list(data.class_names))
-        self.step = SRStep(cfg, G, D, G_ema, opt_g, opt_d, device)
+        self.state = s = train_state(cfg, data.shape, device, list(data.class_names))   # srresnet's G and D
+        G, G_ema = s.G, s.G_ema
+        self.step = SRStep(cfg, G, s.D, G_ema, s.opt_g, s.opt_d, device)
         self.batches = Batches(len(data), cfg.batch_size, cfg.seed, distributed.Context(), device)
         self.fixed = data.batch(torch.arange(min(10, len(data)), device=device)).cpu()   # the pictures' examples
         self.held = self.held_data.floats() if self.held_data is not None else None

@@ -1,5 +1,5 @@
 """Next-frame prediction in use: K sampled futures per sequence with the G of a predict run (task predict,
-gankit/tasks/predict.py), scored on held-out sequences beside copying the last frame.
+gankit/tasks/predict/trainer.py), scored on held-out sequences beside copying the last frame.
 
     gankit predict runs/unet-smoving-mnist --context heldout --futures 8 --out futures/
     gankit predict runs/unet-smoving-mnist --context clips.npz --futures 4 --out futures/
@@ -26,7 +26,7 @@ from PIL import Image
 from torch import nn
 
 from gankit import checkpoint, config as config_mod, outputs
-from gankit.apps.common import check_new_folder, run_arguments, staged_folder
+from gankit.tasks.use import check_new_folder, run_arguments, staged_folder
 from gankit.config import argument, clip, path_argument
 from gankit.data.moving import frames_to_stored, sequence_parts
 
@@ -244,7 +244,7 @@ def _to_uint8(x: torch.Tensor, channel_axis: bool) -> np.ndarray:
 
 def load_predictor(source: str | Path, device: str = "cpu", step: int | None = None):
     """G of a predict run (its averaged weights when kept) and the run's config (a Config)."""
-    saved = checkpoint.read(source, step).require("predict", "predict", " (trained with --config smmnist-predict "
+    saved = checkpoint.read(source, step).require("predict", " (trained with --config smmnist-predict "
                                                                         "or --task predict)")
     return saved.generator().to(device), config_mod.load(None, saved.config)
 

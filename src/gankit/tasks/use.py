@@ -1,5 +1,5 @@
-"""Images in and out of the applications (`gankit inpaint`, `gankit upscale`, `gankit classify`): every input read
-and checked before anything is written, and every output folder staged so that a failure leaves nothing."""
+"""Images in and out of the tasks' uses (`gankit inpaint`, `gankit upscale`, `gankit classify`, `gankit predict`): every
+input read and checked before anything is written, and every output folder staged so that a failure leaves nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The choices of an inpainting search (gankit/apps/inpaint.py), apart from it: plain data that the command line reads
+"""The choices of an inpainting search (inpaint.py beside it), apart from it: plain data that the command line reads
 for its flags and defaults without loading torch, and the one check of its fields (`checked_search`) that the command
 line and the Python API both go through."""
 
@@ -50,7 +50,7 @@ def checked_search(search: Search) -> Search:
     """`search` with each field coerced to its type and within its range, or a ConfigError naming the field (a NaN or
     negative weight would otherwise run the whole search on NaN and write NaN fills)."""
     if not isinstance(search, Search):
-        raise ConfigError("search", f"expected a gankit.apps.inpaint.Search, got {quote(search)}")
+        raise ConfigError("search", f"expected a gankit.tasks.gan.inpaint.Search, got {quote(search)}")
     s = search
     counts = {name: argument(name, getattr(s, name), int, 1, COUNT_MAX) for name in ("candidates", "restarts")}
     steps = argument("steps", s.steps, int, 0, COUNT_MAX)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import TINY
 import gankit
-from gankit.apps import inpaint
+from gankit.tasks.gan import inpaint
 from gankit.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -124,7 +124,12 @@ def test_inpaint_cli_on_held_out_images(tmp_path, cli):
     r = json.loads((tmp_path / "ip" / "results.json").read_text())
     assert set(r["rows"]) == {"masked input", "mean fill", "nearest training image", "G (gankit inpaint)",
                               "originals"}
-    assert all(0 <= row["class_acc"] <= 1 for row in r["rows"].values())
+    # pinned on this tiny seeded run (the same at one and two threads): a change to the search shows here
+    assert {k: row["class_acc"] for k, row in r["rows"].items()} == pytest.approx(
+        {"masked input": 0.15, "mean fill": 0.2, "nearest training image": 0.85, "G (gankit inpaint)": 0.15,
+         "originals": 1.0})
+    assert r["rows"]["G (gankit inpaint)"]["psnr_hole"] == pytest.approx(11.1041, rel=1e-4)
+    assert r["rows"]["mean fill"]["psnr_hole"] == pytest.approx(11.3640, rel=1e-4)
     assert "| G (gankit inpaint) |" in out and (tmp_path / "ip" / "sheet.png").is_file()
     with np.load(tmp_path / "ip" / "inpainted.npz") as f:
         assert f["images"].shape == (20, 16, 16, 1) and f["masks"].shape == (20, 16, 16)

@@ -17,12 +17,11 @@ The run's held-out sequences (whose digits training never saw) are scored at the
 and best of K, sharpness and diversity, beside copying the last frame (results.json, results.md).
 
     gankit train --config smmnist-predict --data_dir DIR
-    gankit predict runs/unet-smoving-mnist --context heldout --futures 8 --out futures/   # gankit/apps/predict.py
+    gankit predict runs/unet-smoving-mnist --context heldout --futures 8 --out futures/   # futures.py, beside
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from pathlib import Path
@@ -31,19 +30,18 @@ import torch
 from torch import nn
 
 from gankit import distributed, losses
-from gankit.apps.predict import EVAL_FUTURES, SHEET_FUTURES, sample_futures, sheet, table, write_results
-from gankit.checkpoint import LATEST, TrainState
+from gankit.tasks.predict.futures import EVAL_FUTURES, SHEET_FUTURES, sample_futures, sheet, table, write_results
+from gankit.checkpoint import LATEST
 from gankit.config import Config
 from gankit.data.moving import sequence_parts
 from gankit.data.stream import Batches
 from gankit.errors import ConfigError
 from gankit.latent import sample_z
-from gankit.models import predict as predict_models
 from gankit.models.predict import stack
 from gankit.session import Trainer
-from gankit.setup import check_batch_size, seed_everything
-from gankit.step import Step, Tally, ema_decay, ema_update, make_optimizers
-from gankit.tasks.common import single_device
+from gankit.setup import check_batch_size
+from gankit.step import Step, Tally, ema_decay, ema_update
+from gankit.tasks.common import single_device, train_state
 
 
 class PredictTally(Tally):
@@ -140,16 +138,9 @@ class PredictTrainer(Trainer):
         data, held = sequence_parts(cfg)                           # held: the held-out sequences, or None
         self.cfg = cfg = _resolve(cfg, data)
         self.data = data.to(device)
-        seed_everything(cfg.seed)
-        levels = predict_models.levels_for(cfg.img_size)
-        G = predict_models.Generator(cfg.context, cfg.horizon, cfg.channels, cfg.z_dim, cfg.g_width, levels,
-                                     cfg.g_norm).to(device)
-        D = predict_models.Discriminator(cfg.context, cfg.horizon, cfg.channels, cfg.d_width, levels,
-                                         cfg.d_norm).to(device)
-        G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay else None
-        opt_g, opt_d = make_optimizers(cfg, G, D)
-        self.state = TrainState(G, D, G_ema, opt_g, opt_d, cfg.to_dict(), [])
-        self.step = PredictStep(cfg, G, D, G_ema, opt_g, opt_d, device)
+        self.state = s = train_state(cfg, data.shape, device, [])   # the unet G and D; shape (T, C, H, W)
+        G, G_ema = s.G, s.G_ema
+        self.step = PredictStep(cfg, G, s.D, G_ema, s.opt_g, s.opt_d, device)
         self.batches = Batches(len(data), cfg.batch_size, cfg.seed, distributed.Context(), device)
         self.held = held.floats() if held is not None else None
         shown = self.held if self.held is not None else data.floats()

@@ -13,12 +13,12 @@ from PIL import Image
 
 import gankit
 from gankit import config
-from gankit.apps import predict as app
+from gankit.tasks.predict import futures as app
 from gankit.data import images, moving, video
 from gankit.errors import ConfigError, UserError
 from gankit.models import predict as nets
 from gankit.step import make_optimizers
-from gankit.tasks import predict as task
+from gankit.tasks.predict import trainer as task
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

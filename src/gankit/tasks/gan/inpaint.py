@@ -33,9 +33,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from gankit import checkpoint, config as config_mod, outputs, registry, viz
-from gankit.apps.common import (check_new_folder, model_channels, read_images, run_arguments, save_npz,
+from gankit.tasks.use import (check_new_folder, model_channels, read_images, run_arguments, save_npz,
                                 staged_folder)
-from gankit.apps.search import MASKS, Search, checked_search  # noqa: F401  (gankit.apps.inpaint.Search: the API's)
+from gankit.tasks.gan.search import MASKS, Search, checked_search  # noqa: F401  (inpaint.Search: the API's)
 from gankit.config import POINT_DATASETS, argument, clip, path_argument, quote
 from gankit.data import decode
 from gankit.errors import UserError
@@ -240,7 +240,7 @@ def load_models(source: str | Path, device: str = "cpu", step: int | None = None
 
 
 def _load_models(source: str | Path, device: str, step: int | None):
-    saved = checkpoint.read(source, step).require("gan", "inpaint")
+    saved = checkpoint.read(source, step).require("inpaint")
     cfg = saved.config
     if cfg["data"] in POINT_DATASETS:
         raise UserError("inpaint: needs an image model; this run generates 2-D points")

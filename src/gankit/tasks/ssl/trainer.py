@@ -13,12 +13,11 @@ Every eval_every steps and at the end the classifier's error on the held-out exa
 end a plain supervised CNN trained on the same labelled examples is scored beside it (results.json).
 
     gankit train --config mnist-ssl --data_dir DIR --labels_per_class 10
-    gankit classify runs/ssl-mnist --images heldout          # the classifier in use: gankit/apps/classify.py
+    gankit classify runs/ssl-mnist --images heldout          # the classifier in use: gankit/tasks/ssl/classify.py
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit import distributed, losses, outputs, run
-from gankit.apps.classify import error
+from gankit.tasks.ssl.classify import error
 from gankit.checkpoint import LATEST, TrainState
 from gankit.config import Config
 from gankit.data.stream import Batches
@@ -40,7 +39,7 @@ from gankit.metrics import classifier as clf
 from gankit.models import ssl as ssl_models
 from gankit.sample import Sampler
 from gankit.session import Trainer
-from gankit.setup import check_batch_size, load_parts, seed_everything
+from gankit.setup import averaged_copy, check_batch_size, load_parts, seed_everything
 from gankit.step import Step, Tally, ema_decay, ema_update, make_optimizers
 from gankit.tasks.common import single_device
 
@@ -184,7 +183,7 @@ class SSLTrainer(Trainer):
         init_idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed))[:INIT_BATCH]
         D.init_from_batch(data.batch(init_idx.to(device)).cpu())
         G.to(device), D.to(device)
-        D_ema = copy.deepcopy(D).eval().requires_grad_(False) if cfg.ema_decay else None
+        D_ema = averaged_copy(D, cfg.ema_decay)
         opt_g, opt_d = make_optimizers(cfg, G, D)
         self.state = TrainState(G, D, None, opt_g, opt_d, cfg.to_dict(), list(data.class_names), D_ema=D_ema)
         self.step = SSLStep(cfg, G, D, D_ema, opt_g, opt_d, device)
