@@ -232,3 +232,19 @@ def test_resume_config_names_a_field_an_older_config_lacks(tmp_path):
     (tmp_path / "config.yaml").write_text("steps: 10\ng_width: 8\n")
     with pytest.raises(ConfigError, match="mbstd.*saved: False"):
         run.resume_config(tmp_path, {"mbstd": True})
+
+
+def test_the_background_writer_works_on_one_thread_and_leaves_training_its_own():
+    """A second OpenMP team in the writer thread would share the cores with training's for the rest of a run (every
+    step after the first checkpoint took twice as long on 2 cores): the writer's torch work runs on one thread, and
+    the training thread keeps the count it had."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        writer = run.BackgroundWriter()
+        seen = []
+        writer.submit(lambda: seen.append(torch.get_num_threads()))
+        writer.close()
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
