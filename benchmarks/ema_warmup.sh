@@ -11,7 +11,7 @@ for steps in 100 1500; do
   for seed in 0 1; do
     for rampup in 0 0.05; do
       name=s${steps}-seed${seed}-rampup${rampup}
-      gankit train --config digits --steps "$steps" --seed "$seed" --ema_rampup "$rampup" --out "$out" \
+      gankit train --config digits-dcgan --steps "$steps" --seed "$seed" --ema_rampup "$rampup" --out "$out" \
         --name "$name" --no-progress --log_every 500 > /dev/null 2>&1
       gankit eval "$out/$name" --metrics fid,recognisable 2>/dev/null | grep -E '^\| (fid|recognisable) ' \
         | sed "s/^/$name /"

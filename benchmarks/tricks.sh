@@ -48,5 +48,5 @@ for v in "${common[@]}" "no norm:norm=none" "layer norm:norm=layer" "TTUR d_lr 4
          "sparse + strided:d_act=relu;d_down=strided;g_up=unpool" \
          "sparse + deconv:d_act=relu;d_down=maxpool;g_up=deconv"; do args+=(--variant "$v"); done
 has digits || exit 0
-$g ablate --config digits --img_size 16 --steps 1500 --ema_decay 0.995 --eval_metrics fid,pr --eval_n 2000 \
+$g ablate --config digits-dcgan --img_size 16 --steps 1500 --ema_decay 0.995 --eval_metrics fid,pr --eval_n 2000 \
   --sample_every 1500 --ckpt_every 0 --seeds "$seeds" --jobs "$jobs" --device "$device" --out "$out" --name tricks-digits "${args[@]}"
