@@ -99,10 +99,11 @@ class Config:
                                 "mlp PyTorch's, r3gan its fix-up) or he (mlp: He et al. 2015's normal for G's "
                                 "activation, so that a deep G varies with z from the first step instead of "
                                 "collapsing to one image)", ("default", "he"))
-    g_norm: str = _f("batch", "normalisation in G", NORMS)
+    g_norm: str = _f("batch", "normalisation in G (r3gan has none: it ignores g_norm and d_norm)", NORMS)
     d_norm: str = _f("batch", "normalisation in D", D_NORMS)
     vbn_ref_size: int = _f(64, "virtual batch norm: size of the fixed reference batch")
-    g_act: str = _f("relu", "activation in G", ("relu", "leaky_relu"))
+    g_act: str = _f("relu", "activation in G (r3gan: always leaky ReLU, g_act and d_act do not apply)",
+                    ("relu", "leaky_relu"))
     d_act: str = _f("leaky_relu", "activation in D", ("relu", "leaky_relu"))
     slope: float = _f(0.2, "negative slope of leaky_relu")
     g_up: str = _f("deconv", "dcgan G upsampling: transposed conv, nearest+conv, or zero-insertion unpooling+conv",
