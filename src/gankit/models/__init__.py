@@ -9,10 +9,12 @@ from gankit.models import dcgan, mlp, predict, r3gan, specgan, sr, ssl, wavegan
 
 # The module that implements each entry of registry.MODELS (config field `model`) with a Generator and a
 # Discriminator; tests/test_registry.py checks that every entry has one.
-_MODULES = {"dcgan": dcgan, "r3gan": r3gan, "mlp": mlp, "srresnet": sr, "wavegan": wavegan, "specgan": specgan, "unet": predict}
+_MODULES = {"dcgan": dcgan, "r3gan": r3gan, "mlp": mlp, "srresnet": sr, "wavegan": wavegan, "specgan": specgan,
+            "unet": predict}
 
 # Every architecture a `spec` can name, so that checkpoints and exports can be rebuilt from the spec they carry: the
-# registry's models, then task ssl's (K+1)-way classifier pair, which gankit/tasks/ssl.py builds itself for model mlp.
+# registry's models, then task ssl's (K+1)-way classifier pair, which gankit/tasks/ssl/trainer.py builds itself for
+# model mlp.
 ARCHS = {**{name: (_MODULES[name].Generator, _MODULES[name].Discriminator) for name in registry.MODELS},
          "ssl-mlp": (ssl.Generator, ssl.Discriminator)}
 
@@ -56,7 +58,7 @@ def _build_mlp(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
 
 
 def _build_srresnet(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """As gankit/tasks/sr.py builds them: data_shape is that of a high-resolution image (C, H, W)."""
+    """Task sr's pair (gankit/tasks/sr/trainer.py): data_shape is that of a high-resolution image (C, H, W)."""
     channels = data_shape[0]
     return sr.Generator(cfg.sr_scale, channels, cfg.g_width, cfg.g_layers), sr.Discriminator(channels, cfg.d_width)
 
@@ -78,15 +80,16 @@ def _build_specgan(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Modu
 
 
 def _build_unet(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """As gankit/tasks/predict.py builds them: data_shape is that of a sequence (T, C, H, W) or of a frame."""
+    """Task predict's pair (gankit/tasks/predict/trainer.py): data_shape is that of a sequence (T, C, H, W) or of a
+    frame."""
     channels, levels = data_shape[-3], predict.levels_for(cfg.img_size)
     G = predict.Generator(cfg.context, cfg.horizon, channels, cfg.z_dim, cfg.g_width, levels, cfg.g_norm)
     D = predict.Discriminator(cfg.context, cfg.horizon, channels, cfg.d_width, levels, cfg.d_norm)
     return G, D
 
 
-_BUILDERS = {"dcgan": _build_dcgan, "r3gan": _build_r3gan, "mlp": _build_mlp, "srresnet": _build_srresnet, "wavegan": _build_wavegan,
-             "specgan": _build_specgan, "unet": _build_unet}
+_BUILDERS = {"dcgan": _build_dcgan, "r3gan": _build_r3gan, "mlp": _build_mlp, "srresnet": _build_srresnet,
+             "wavegan": _build_wavegan, "specgan": _build_specgan, "unet": _build_unet}
 
 
 def build(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
